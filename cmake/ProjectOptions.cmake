@@ -1,0 +1,28 @@
+# Interface targets every real target links: one for warnings, one for build options.
+add_library(certgate_warnings INTERFACE)
+add_library(certgate::warnings ALIAS certgate_warnings)
+target_compile_options(certgate_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+  -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+if(CERTGATE_WARNINGS_AS_ERRORS)
+  target_compile_options(certgate_warnings INTERFACE -Werror)
+endif()
+
+add_library(certgate_options INTERFACE)
+add_library(certgate::options ALIAS certgate_options)
+target_compile_features(certgate_options INTERFACE cxx_std_20)
+if(CERTGATE_SANITIZERS)
+  target_compile_options(certgate_options INTERFACE
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(certgate_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+# certgate_module(NAME SOURCES ... DEPS ...): one static library per module.
+function(certgate_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  add_library(certgate::${name} ALIAS ${name})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS} PRIVATE certgate::warnings certgate::options ${ARG_PRIVATE_DEPS})
+endfunction()

@@ -1,0 +1,194 @@
+#pragma once
+// Loads and validates certgate's configuration into typed values.
+//
+// Inputs: the main certgate.yaml; track files in certgate's own schema; policy documents in the
+// PeopleOps shape (see config/README.md and ../shared examples); mapping files in mappings/.
+// Every error carries file:line:column, names the key, lists the valid keys for an unknown
+// one and says what to do. Secrets are only ever *references* (a file path or a systemd
+// credential name); their values are never read here and never logged.
+// Pure with respect to the network; reads only the files named.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+#include "core/identity.hpp"
+#include "core/result.hpp"
+#include "core/symbols.hpp"
+#include "ports/config_spec.hpp"
+
+namespace certgate::settings {
+
+// Where a value was read from.
+struct Location {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+  std::string str() const;  // "file:line:column"
+};
+
+// A reference to a secret: exactly one of `file` or `credential` is set.
+struct SecretRef {
+  std::string file;        // absolute or relative to the config file's directory
+  std::string credential;  // systemd credential name, read from $CREDENTIALS_DIRECTORY
+  bool empty() const { return file.empty() && credential.empty(); }
+  std::string describe() const;  // "file /etc/certgate/x" / "credential x": never the value
+};
+
+struct SourceSettings {
+  std::string name;
+  std::string kind;           // "csv", ...
+  bool enabled = true;
+  bool trust_lms_expiry = false;
+  // Record-count collapse guard: a fetch that yields fewer than this share of the previous
+  // complete fetch's records is treated as incomplete. 0 disables.
+  double min_record_ratio = 0.5;
+  ports::Options options;     // connector-specific keys, validated against the connector spec
+  Location where;
+};
+
+// A directory group a track grants.
+struct GroupGrant {
+  std::string directory;  // directory name ("" = the default directory)
+  std::string group;      // id or display name
+  enum class Mode { Additive, Exclusive } mode = Mode::Additive;
+  Location where;
+};
+
+struct TrackGrants {
+  std::string track;
+  std::vector<GroupGrant> groups;
+  Location where;
+};
+
+// Extra, human-facing information about a track (the rule engine needs none of it).
+struct TrackInfo {
+  std::string id;
+  std::string title;
+  std::string origin;  // "track file" / "policy document <policyId>"
+  Location where;
+};
+
+// A section of a policy document that certgate reads but does not enforce.
+struct NotEnforced {
+  std::string path;    // "scope.regionsAllowed", "accessGating.conditions[managedDevice]"
+  std::string why;     // "data residency is enforced by the gateway/cloud, not certgate"
+  Location where;
+};
+
+// A part of a policy document that certgate does enforce, and how (the counterpart of
+// NotEnforced, so that validate-config can account for every section of the document).
+struct EnforcedRule {
+  std::string path;  // "accessGating.conditions[requireCertification]"
+  std::string how;   // "certgate grants the track's groups only to certified people"
+  Location where;
+};
+
+struct AlertThreshold {
+  std::string name;       // "exception-surge"
+  std::string threshold;  // as written: "> 10 exceptions/day"
+  double limit = 0;       // parsed number (10)
+  std::string per;        // "day" (one of minute, hour, day, week, month)
+  std::vector<std::string> notify;
+  Location where;
+  std::string unit;        // what is counted, as written: "exceptions" ("" when not written)
+  bool inclusive = false;  // ">=": alert when count >= limit; ">": when count > limit
+};
+
+struct LoadedPolicy {
+  core::SymbolTable symbols;
+  core::Policy policy;                 // tracks ready for core::evaluate
+  std::vector<TrackInfo> tracks;       // same order as policy.tracks
+  std::vector<TrackGrants> grants;     // from mappings/ and policy groupMapping
+  std::vector<NotEnforced> not_enforced;
+  std::vector<AlertThreshold> alerts;
+  std::vector<std::string> policy_ids; // policyId of each loaded document
+  std::vector<std::string> scope_populations;  // from policy documents' scope.populations
+  std::vector<EnforcedRule> enforced;  // the policy-document sections certgate enforces
+  std::vector<std::string> warnings;   // non-fatal findings ("file:line:col: message")
+};
+
+// LMS item id -> certgate module / quiz id (per source or for all sources).
+struct ItemMapping {
+  std::string source;    // "" = every source
+  std::string lms_item;
+  std::string item;      // module id, or the quiz id of a track
+  Location where;
+};
+
+struct IdentitySettings {
+  std::vector<core::IdentityKey> keys{core::IdentityKey::EmployeeId, core::IdentityKey::Email};
+  std::vector<core::IdentityOverride> overrides;       // from mappings/identity.yaml
+  std::map<std::string, std::string> populations;      // person key (employee id/email) -> population
+  std::string default_population;                      // "" = unknown
+  // Optional roster (an HR export). When set, only people on it are known: records of anyone
+  // else are quarantined as unmatched. When unset, sources create people.
+  std::string roster_path;
+  std::map<std::string, std::string> roster_columns;   // employee_id/email/display_name/population -> header
+};
+
+struct Limits {
+  int max_removals = 10;
+  double max_removal_pct = 5.0;
+  core::Seconds clock_skew{300};
+};
+
+struct Schedule {
+  core::Seconds interval{900};
+  core::Seconds jitter{60};
+};
+
+struct HttpSettings {
+  std::string listen = "127.0.0.1:9464";
+  SecretRef admin_token;
+};
+
+struct LoggingSettings {
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json
+};
+
+struct Settings {
+  std::string config_file;   // absolute path of certgate.yaml
+  std::string base_dir;      // its directory: relative paths resolve against it
+  std::string store_path;
+  std::vector<std::string> track_files;
+  std::vector<std::string> policy_files;
+  std::map<std::string, std::string> group_bindings;  // groupMapping key -> track id
+  std::vector<std::string> item_mapping_files;
+  std::vector<std::string> grant_mapping_files;
+  std::string identity_mapping_file;
+  std::vector<SourceSettings> sources;
+  IdentitySettings identity;
+  Limits limits;
+  Schedule schedule;
+  HttpSettings http;
+  LoggingSettings logging;
+  std::shared_ptr<LoadedPolicy> policy;  // never null after a successful load
+  std::vector<ItemMapping> items;
+  std::vector<std::string> warnings;     // non-fatal findings, shown by validate-config
+};
+
+// Resolves a connector kind to its declared spec (nullptr: unknown kind). Supplied by the
+// composition root so settings does not link connectors.
+using SpecLookup = const ports::ConfigSpec* (*)(const std::string& kind);
+
+// Loads certgate.yaml and everything it names. All errors found are returned (not just the first).
+core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
+                                    std::vector<core::Error>* all_errors = nullptr);
+
+// Loads policy documents and track files on their own (validate-config --policy FILE).
+core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(
+    const std::vector<std::string>& track_files, const std::vector<std::string>& policy_files,
+    const std::map<std::string, std::string>& group_bindings,
+    const std::vector<std::string>& grant_mapping_files,
+    std::vector<core::Error>* all_errors = nullptr);
+
+// Reads the value of a secret reference (file or $CREDENTIALS_DIRECTORY/name), trimming one
+// trailing newline. Errors name the reference, never the value.
+core::Result<std::string> readSecret(const SecretRef& ref, const std::string& base_dir);
+
+}  // namespace certgate::settings

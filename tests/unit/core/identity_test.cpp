@@ -1,0 +1,76 @@
+#include <catch2/catch.hpp>
+
+#include "core/identity.hpp"
+
+using namespace certgate::core;
+
+namespace {
+IdentityResolver roster(std::vector<IdentityOverride> overrides = {}) {
+  IdentityResolver r({IdentityKey::EmployeeId, IdentityKey::Email}, std::move(overrides));
+  r.add({1, "E1001", "alice@example.org"});
+  r.add({2, "E1002", "bob@example.org"});
+  r.add({3, "", "shared@example.org"});
+  r.add({4, "", "shared@example.org"});
+  return r;
+}
+}  // namespace
+
+TEST_CASE("emails are normalised by trimming and lower-casing", "[unit][core][identity]") {
+  CHECK(normaliseEmail("  Alice@Example.ORG \t") == "alice@example.org");
+  CHECK(normaliseEmail("not-an-email").empty());
+  CHECK(normaliseEmail("@example.org").empty());
+  CHECK(normaliseEmail("a@b@c").empty());
+  CHECK(normaliseEmployeeId(" E1001 ") == "E1001");
+}
+
+TEST_CASE("identities resolve by key priority, conflicts are never guessed", "[unit][core][identity]") {
+  const auto r = roster();
+  SECTION("employee id first") {
+    auto res = r.resolve("lms", {"E1001", "", ""});
+    CHECK(res.outcome == Resolution::Outcome::Matched);
+    CHECK(res.person_id == 1);
+  }
+  SECTION("email when no employee id, case and spaces ignored") {
+    auto res = r.resolve("lms", {"", " BOB@example.org", ""});
+    CHECK(res.outcome == Resolution::Outcome::Matched);
+    CHECK(res.person_id == 2);
+  }
+  SECTION("an unknown employee id falls through to the email") {
+    auto res = r.resolve("lms", {"E9999", "alice@example.org", ""});
+    CHECK(res.outcome == Resolution::Outcome::Matched);
+    CHECK(res.person_id == 1);
+  }
+  SECTION("keys pointing at different people are ambiguous") {
+    auto res = r.resolve("lms", {"E1001", "bob@example.org", ""});
+    CHECK(res.outcome == Resolution::Outcome::Ambiguous);
+    CHECK_THAT(res.reason, Catch::Contains("different people"));
+  }
+  SECTION("a key shared by two people is ambiguous") {
+    auto res = r.resolve("lms", {"", "shared@example.org", ""});
+    CHECK(res.outcome == Resolution::Outcome::Ambiguous);
+    CHECK_THAT(res.reason, Catch::Contains("2 people"));
+  }
+  SECTION("nobody known is unmatched, with what was tried") {
+    auto res = r.resolve("lms", {"E7", "x@example.org", ""});
+    CHECK(res.outcome == Resolution::Outcome::Unmatched);
+    CHECK_THAT(res.reason, Catch::Contains("E7"));
+    CHECK_THAT(res.reason, Catch::Contains("x@example.org"));
+  }
+  SECTION("a record without any key is unmatched") {
+    auto res = r.resolve("lms", {"", "", "u42"});
+    CHECK(res.outcome == Resolution::Outcome::Unmatched);
+    CHECK_THAT(res.reason, Catch::Contains("none of the identity keys"));
+  }
+}
+
+TEST_CASE("overrides tie a source's user to a person before the keys", "[unit][core][identity]") {
+  const auto r = roster({{"lms", "jdoe@old.example.org", "E1002"}, {"", "u-77", "alice@example.org"}});
+  auto a = r.resolve("lms", {"", "JDoe@old.example.org", ""});
+  CHECK(a.outcome == Resolution::Outcome::Matched);
+  CHECK(a.person_id == 2);
+  auto b = r.resolve("other", {"", "jdoe@old.example.org", ""});
+  CHECK(b.outcome == Resolution::Outcome::Unmatched);  // override is for source "lms" only
+  auto c = r.resolve("any", {"", "", "u-77"});
+  CHECK(c.outcome == Resolution::Outcome::Matched);
+  CHECK(c.person_id == 1);
+}
