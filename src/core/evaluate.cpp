@@ -471,6 +471,7 @@ bool factLess(const Fact* a, const Fact* b) {
 }  // namespace
 
 std::string impossibleFactReason(const Fact& f, Instant now, Seconds skew) {
+  if (f.at > now + skew) return "dated " + formatIso(f.at) + ", in the future beyond the allowed clock skew";
   if (f.kind == FactKind::AttemptReset) return f.item == kNoSym ? "attempt reset without a quiz" : "";
   if (f.item == kNoSym) return "no item";
   const bool has_score = !std::isnan(f.score);
@@ -481,7 +482,6 @@ std::string impossibleFactReason(const Fact& f, Instant now, Seconds skew) {
   if (has_max && f.max_score <= 0) return "maximum score must be positive, got " + std::to_string(f.max_score);
   if (has_score && has_max && f.score > f.max_score)
     return "score " + std::to_string(f.score) + " exceeds the maximum " + std::to_string(f.max_score);
-  if (f.at > now + skew) return "dated " + formatIso(f.at) + ", in the future beyond the allowed clock skew";
   return "";
 }
 

@@ -180,6 +180,13 @@ using SpecLookup = const ports::ConfigSpec* (*)(const std::string& kind);
 core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
                                     std::vector<core::Error>* all_errors = nullptr);
 
+// Same, with the list of connector kinds the composition root knows (used to list the valid
+// kinds when a source names an unknown one). The overload above lists the kinds that `specs`
+// resolves among certgate's well-known connector names.
+core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
+                                    const std::vector<std::string>& known_kinds,
+                                    std::vector<core::Error>* all_errors = nullptr);
+
 // Loads policy documents and track files on their own (validate-config --policy FILE).
 core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(
     const std::vector<std::string>& track_files, const std::vector<std::string>& policy_files,

@@ -9,6 +9,20 @@
 //
 // Idempotency: facts are upserted by (source, external_id): delivering the same record twice,
 // or late, changes nothing but last_seen. Units (files) are recorded once by content hash.
+//
+// Atomicity: begin() opens a Transaction; every write method called while one is open joins it
+// (multi-statement methods use a savepoint, so a failed call leaves no partial write and the
+// transaction usable). Called outside a Transaction, each write method is atomic on its own
+// (its own BEGIN IMMEDIATE ... COMMIT, i.e. one fsync each: batch hot paths in a Transaction).
+//
+// Errors: Transient (database locked / busy past busy_timeout, disk full, I/O error), Corrupt
+// (SQLITE_CORRUPT / NOTADB anywhere), Conflict (documented per method), NotFound (an id that does
+// not exist, per method), Invalid (bad arguments), Permanent (file not writable), Internal (a
+// defect, e.g. a foreign key to a missing row). Messages name the operation and the file.
+//
+// Storage conventions: instants are INTEGER unix seconds; NaN scores and empty optionals are
+// NULL; an id of 0 ("none": run_id, source_id of a quarantine row, person_id of an unresolved
+// fact) is NULL. Lists with a `limit` return the newest rows first; a negative limit means all.
 
 #include <cstdint>
 #include <functional>
@@ -28,6 +42,14 @@ namespace certgate::store {
 using core::Instant;
 using core::Result;
 using core::Status;
+
+// Connection settings as SQLite reports them (for `certgate status` and tests).
+struct StoreSettings {
+  std::string journal_mode;  // "wal"
+  int synchronous = 0;       // 2 = FULL
+  bool foreign_keys = false;
+  int busy_timeout_ms = 0;
+};
 
 struct OpenOptions {
   bool read_only = false;     // open without creating or migrating (status, explain, quarantine)
@@ -87,6 +109,10 @@ struct FactRow {
   Instant last_seen{};
 };
 
+// Inserted: a new (source, external_id). Updated: a column that matters changed (person_id, item,
+// lms_item, kind, status, lms_pass, attempt, score, max_score, at, lms_expiry); location is
+// then updated too. Unchanged: none did; only last_seen moves forward (location and first_seen
+// keep the values of the delivery that set the current data).
 enum class UpsertOutcome { Inserted, Updated, Unchanged };
 
 struct QuarantineRow {
@@ -173,6 +199,8 @@ struct RunRow {
 class Store;
 
 // RAII write transaction (BEGIN IMMEDIATE); rolls back unless commit() succeeded.
+// Must not outlive its Store. One at a time per Store: begin() inside an open one is an error.
+// commit() on a finished (committed or moved-from) Transaction is an Internal error.
 class Transaction {
  public:
   Transaction(Transaction&& other) noexcept;
@@ -192,6 +220,10 @@ class Store {
   // Opens (creating the file and parent-less path if needed), sets pragmas, checks integrity,
   // applies pending migrations. Errors: Corrupt (quick_check failed or not a database: says to
   // restore from backup), Invalid (database from a newer certgate), Transient (locked).
+  // The file's directory must exist (NotFound otherwise). With read_only: a missing file is
+  // NotFound ("run `certgate ingest` first"), nothing is created or migrated, and a schema older
+  // than this binary's is Invalid ("run certgate ingest/migrate"); writes then fail (Permanent).
+  // Also Invalid: an SQLite file that is not a certgate store.
   static Result<std::unique_ptr<Store>> open(const std::string& path, const OpenOptions& options = {});
   ~Store();
   Store(const Store&) = delete;
@@ -202,58 +234,103 @@ class Store {
   const std::string& path() const { return path_; }
 
   Result<Transaction> begin();     // BEGIN IMMEDIATE
+  // The connection's journal_mode, synchronous, foreign_keys and busy_timeout.
+  Result<StoreSettings> settings();
+  // Writes a consistent, compacted copy to `dest_path` (VACUUM INTO, safe while other
+  // connections write) and verifies it with PRAGMA integrity_check. Conflict if the file exists;
+  // Corrupt if the copy fails the check (the copy is then removed). Not inside a Transaction.
+  Status backupTo(const std::string& dest_path);
 
   // --- sources, cursors, units, fetches
+  // Returns the id of source `name`, creating it on first use. Idempotent. Conflict if the
+  // source is recorded with another kind (its facts and cursor belong to that kind).
   Result<std::int64_t> ensureSource(const std::string& name, const std::string& kind);
-  Result<std::vector<SourceRow>> sources();
-  Status setCursor(std::int64_t source_id, const std::string& cursor);
+  Result<std::vector<SourceRow>> sources();  // by id
+  Status setCursor(std::int64_t source_id, const std::string& cursor);  // NotFound: no source
+  // True when the unit was recorded complete: an incomplete unit is read again next time.
   Result<bool> unitProcessed(std::int64_t source_id, const std::string& unit_key);
+  // Records a unit by (source, content hash) with the number of records read from it. Recording
+  // it again updates an incomplete record; a complete record is final (a later call changes
+  // nothing).
   Status recordUnit(std::int64_t source_id, const std::string& unit_key, const std::string& name,
-                    std::int64_t bytes, bool complete, const std::string& problem, Instant at);
-  Result<std::int64_t> recordFetch(const FetchRow& fetch);
+                    std::int64_t bytes, bool complete, const std::string& problem, Instant at,
+                    std::int64_t records = 0);
+  // Records read from the most recently recorded complete unit of the source (0 if none):
+  // the baseline of the record-count collapse guard.
+  Result<std::int64_t> lastCompleteUnitRecords(std::int64_t source_id);
+  Result<std::int64_t> recordFetch(const FetchRow& fetch);  // returns the new id
+  // The most recently recorded fetch of the source (highest id), nullopt if none.
   Result<std::optional<FetchRow>> lastFetch(std::int64_t source_id);
 
   // --- persons and their identifiers
   // Inserts or updates by `key`; empty fields never overwrite known ones. Returns the id.
+  // Timestamps: `updated_at` is "now" (it is stored only when something changed); `first_seen`
+  // is used on insert (updated_at when unset) and kept afterwards. Also keeps the person's
+  // employee_id and email in person_identifiers (one current value per kind; a changed value
+  // replaces the old one). Conflict if that employee id or email belongs to another person
+  // (nothing is written then): resolve with findPerson and upsert under that person's key.
+  // One exception, because the canonical key gets stronger over time: when no person has `key`
+  // but the row's email is the key of a person without an employee id (first seen by email),
+  // that person takes the row's employee id and `key` (same id, facts stay attached).
   Result<std::int64_t> upsertPerson(const PersonRow& person);
-  Result<std::vector<PersonRow>> persons();
-  // Finds by key, employee id or email (normalised by the caller).
+  Result<std::vector<PersonRow>> persons();  // by id
+  // Finds by key, employee id or email (normalised by the caller), in that order of precedence.
   Result<std::optional<PersonRow>> findPerson(const std::string& key_or_identifier);
 
   // --- learning facts
+  // Idempotent upsert by (source_id, external_id); `now` becomes first_seen (on insert) and
+  // last_seen. fact.id, first_seen and last_seen are ignored. person_id 0 = unresolved (NULL).
+  // Fast inside a Transaction (one cached statement; measured in the [.perf] test).
   Result<UpsertOutcome> upsertFact(const FactRow& fact, Instant now);
   // Calls `fn` for every fact, ordered by person_id then at. Streams: O(1) memory.
+  // (Unresolved facts, person_id 0, come first; ties on `at` are ordered by id.) `fn` may read
+  // from the store but must not write facts while the scan runs.
   Status forEachFact(const std::function<void(const FactRow&)>& fn);
-  Result<std::vector<FactRow>> factsOf(std::int64_t person_id);
+  Result<std::vector<FactRow>> factsOf(std::int64_t person_id);  // ordered by at, id
   Result<std::int64_t> countFacts();
 
   // --- quarantine
+  // Idempotent per (source, external_id, reason, raw): seeing the same record again for the same
+  // reason updates that row's at, location and run_id instead of adding one.
   Status addQuarantine(const QuarantineRow& row);
-  Result<std::vector<QuarantineRow>> quarantine(std::int64_t limit = 1000);
+  Result<std::vector<QuarantineRow>> quarantine(std::int64_t limit = 1000);  // latest `at` first
   Result<std::int64_t> countQuarantine();
 
   // --- exceptions and approvals
+  // Returns the new id; row.approvals, if any, are inserted with it (atomically).
   Result<std::int64_t> insertException(const ExceptionRow& row);
+  // Idempotent per (exception, approver, role): returns the existing id on a repeat.
+  // NotFound if the exception does not exist.
   Result<std::int64_t> addApproval(const ApprovalRow& row);
+  // NotFound if it does not exist; revoking a revoked exception keeps the first revocation.
   Status revokeException(std::int64_t id, const std::string& by, Instant at);
-  Result<std::vector<ExceptionRow>> exceptions();  // with approvals
+  Result<std::vector<ExceptionRow>> exceptions();  // with approvals; by id, approvals by at, id
 
   // --- grant ledger and intents (used by the reconcile stages)
+  // At most one active grant per (person, track, target_kind, target): recording it again with
+  // the same external_ref returns the existing id; with another external_ref it is a Conflict.
   Result<std::int64_t> recordGrant(const GrantRow& row);
+  // NotFound if it does not exist; revoking a revoked grant keeps the first revoked_at.
   Status markGrantRevoked(std::int64_t grant_id, Instant at);
-  Result<std::vector<GrantRow>> activeGrants();
+  Result<std::vector<GrantRow>> activeGrants();  // by id
+  // An empty row.state means "pending"; an unset (epoch) updated_at means created_at.
+  // Inside a Transaction, a Conflict leaves the transaction usable.
   Result<std::int64_t> addIntent(const IntentRow& row);  // Conflict if the key exists
+  // Sets state (pending|done|failed|abandoned, else Invalid) and outcome, bumps attempts.
+  // NotFound if the intent does not exist.
   Status completeIntent(std::int64_t id, const std::string& state, const std::string& outcome,
                         Instant at);
-  Result<std::vector<IntentRow>> pendingIntents();
+  Result<std::vector<IntentRow>> pendingIntents();  // by id
 
   // --- audit and runs
+  // Append-only (triggers refuse UPDATE and DELETE of audit rows).
   Result<std::int64_t> appendAudit(const AuditRow& row);
-  Result<std::vector<AuditRow>> audit(std::int64_t limit = 1000);
-  Result<std::int64_t> beginRun(const std::string& kind, Instant at);
+  Result<std::vector<AuditRow>> audit(std::int64_t limit = 1000);  // newest first
+  Result<std::int64_t> beginRun(const std::string& kind, Instant at);  // outcome "running"
+  // NotFound if the run does not exist; Conflict if it already finished.
   Status finishRun(std::int64_t run_id, const std::string& outcome,
                    const std::string& summary_json, Instant at);
-  Result<std::vector<RunRow>> runs(std::int64_t limit = 50);
+  Result<std::vector<RunRow>> runs(std::int64_t limit = 50);  // newest first
 
  private:
   friend class Transaction;
@@ -263,6 +340,7 @@ class Store {
   sqlite3* db_ = nullptr;
   std::string path_;
   std::unique_ptr<Cache> cache_;  // prepared statements kept for hot paths
+  int schema_version_ = 0;
 };
 
 }  // namespace certgate::store

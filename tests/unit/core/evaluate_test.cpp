@@ -565,3 +565,15 @@ TEST_CASE("a policy with bad numbers is refused with the track named", "[unit][c
   }
   SECTION("a sound policy passes") { CHECK(validatePolicy(w.policy, w.sym).ok()); }
 }
+
+TEST_CASE("an attempt reset dated in the future unlocks nobody yet", "[unit][core][rules]") {
+  World w;
+  std::vector<Fact> facts{completion(w.m1, at(1)), completion(w.m2, at(2)), attempt(w.quiz, at(3), 10),
+                          attempt(w.quiz, at(4), 10), attempt(w.quiz, at(5), 10), reset(w.quiz, at(40))};
+  std::vector<Person> people(1);
+  auto v = evaluate({facts, people, &w.policy, {}, at(20)});
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].state == State::LockedOut);
+  auto later = evaluate({facts, people, &w.policy, {}, at(41)});
+  CHECK(later[0].state == State::InProgress);
+}

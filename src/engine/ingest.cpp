@@ -1,0 +1,456 @@
+#include "engine/ingest.hpp"
+
+#include <cstdio>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/evaluate.hpp"
+#include "core/identity.hpp"
+
+namespace certgate::engine {
+
+using core::Error;
+using core::ErrorKind;
+using core::makeError;
+
+bool IngestReport::complete() const {
+  for (const auto& s : sources)
+    if (!s.complete) return false;
+  return true;
+}
+
+namespace {
+
+std::string personKey(const std::string& employee_id, const std::string& email) {
+  return !employee_id.empty() ? employee_id : email;
+}
+
+// Population precedence: the identity mapping file, then the roster/record attribute, then the
+// configured default.
+std::string populationFor(const settings::IdentitySettings& id, const std::string& employee_id,
+                          const std::string& email, const std::string& attribute) {
+  if (!employee_id.empty())
+    if (auto it = id.populations.find(employee_id); it != id.populations.end()) return it->second;
+  if (!email.empty())
+    if (auto it = id.populations.find(email); it != id.populations.end()) return it->second;
+  if (!attribute.empty()) return attribute;
+  return id.default_population;
+}
+
+std::string ratioText(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", r);
+  return buf;
+}
+
+std::string truncated(std::string s, std::size_t n = 300) {
+  if (s.size() > n) {
+    s.resize(n);
+    s += "...";
+  }
+  return s;
+}
+
+// Writes one source's records into the store as they stream in.
+class StoreSink final : public ports::RecordSink {
+ public:
+  StoreSink(store::Store& store, const settings::Settings& settings, std::int64_t source_id,
+            const std::string& source_name, std::int64_t run_id, core::Instant now,
+            core::IdentityResolver& resolver, bool roster_authoritative, SourceReport& report)
+      : store_(store),
+        settings_(settings),
+        policy_(*settings.policy),
+        source_id_(source_id),
+        source_name_(source_name),
+        run_id_(run_id),
+        now_(now),
+        resolver_(resolver),
+        roster_authoritative_(roster_authoritative),
+        report_(report) {
+    for (const auto& t : policy_.policy.tracks) {
+      if (t.quiz) quiz_items_.insert(std::string(policy_.symbols.name(t.quiz->item)));
+      for (auto m : t.modules) module_items_.insert(std::string(policy_.symbols.name(m)));
+    }
+    for (const auto& m : settings.items) {
+      if (!m.source.empty() && m.source != source_name) continue;
+      // A source-specific mapping wins over a global one.
+      auto [it, inserted] = item_map_.emplace(m.lms_item, m.item);
+      if (!inserted && !m.source.empty()) it->second = m.item;
+    }
+  }
+
+  // Only units recorded complete count as processed: an incomplete one (truncated, empty,
+  // collapsed) is read again on every fetch, and keeps the source incomplete, until it is
+  // replaced or removed. Re-reading is harmless: facts upsert, quarantine entries deduplicate.
+  bool alreadyProcessed(const ports::UnitInfo& unit) override {
+    auto done = store_.unitProcessed(source_id_, unit.key);
+    if (!done.ok()) {
+      fail(done.error());
+      return true;
+    }
+    return *done;
+  }
+
+  void beginUnit(const ports::UnitInfo& unit) override {
+    unit_records_ = 0;
+    auto tx = store_.begin();
+    if (!tx.ok()) {
+      fail(tx.error());
+      return;
+    }
+    tx_.emplace(std::move(tx).value());
+    (void)unit;
+  }
+
+  void record(ports::SourceRecord&& r) override {
+    if (!error_.message.empty()) return;
+    ++unit_records_;
+    const std::int64_t person_id = resolvePerson(r);
+    if (person_id == 0) return;
+
+    store::FactRow f;
+    f.source_id = source_id_;
+    f.external_id = r.external_id;
+    f.person_id = person_id;
+    f.lms_item = r.lms_item;
+    auto mapped = item_map_.find(r.lms_item);
+    f.item = mapped != item_map_.end() ? mapped->second : r.lms_item;
+    const bool is_quiz = quiz_items_.count(f.item) > 0;
+    if (!is_quiz && module_items_.count(f.item) == 0) ++report_.unmapped_items;
+    f.kind = is_quiz ? core::FactKind::QuizAttempt : core::FactKind::Completion;
+    f.status = r.status;
+    f.lms_pass = r.lms_pass;
+    f.attempt = r.attempt;
+    f.score = r.score;
+    f.max_score = r.max_score;
+    f.at = r.at;
+    if (trust_lms_expiry_) f.lms_expiry = r.lms_expiry;
+    f.location = r.location;
+
+    core::Fact probe;
+    probe.item = 0;  // any symbol: the item itself is not what is checked here
+    probe.kind = f.kind;
+    probe.score = f.score;
+    probe.max_score = f.max_score;
+    probe.at = f.at;
+    const std::string why = core::impossibleFactReason(probe, now_, settings_.limits.clock_skew);
+    if (!why.empty()) {
+      quarantineRecord(r.external_id, r.location, "impossible value: " + why +
+                                                      "; correct the record in the LMS export",
+                       r.lms_item);
+      return;
+    }
+    auto up = store_.upsertFact(f, now_);
+    if (!up.ok()) {
+      fail(up.error());
+      return;
+    }
+    switch (*up) {
+      case store::UpsertOutcome::Inserted: ++report_.inserted; break;
+      case store::UpsertOutcome::Updated: ++report_.updated; break;
+      case store::UpsertOutcome::Unchanged: ++report_.unchanged; break;
+    }
+  }
+
+  void quarantine(ports::QuarantinedRecord&& q) override {
+    if (!error_.message.empty()) return;
+    ++unit_records_;
+    quarantineRecord(q.external_id, q.location, q.reason, q.raw);
+  }
+
+  void endUnit(const ports::UnitInfo& unit, bool complete, const std::string& problem) override {
+    if (!error_.message.empty()) {
+      tx_.reset();  // rolls back
+      return;
+    }
+    std::string why = problem;
+    bool ok = complete;
+    if (ok && min_record_ratio_ > 0) {
+      auto prev = store_.lastCompleteUnitRecords(source_id_);
+      if (!prev.ok()) return fail(prev.error());
+      if (*prev > 0 && static_cast<double>(unit_records_) <
+                           min_record_ratio_ * static_cast<double>(*prev)) {
+        ok = false;
+        why = "record count collapsed: " + std::to_string(unit_records_) +
+              " records, the previous complete export had " + std::to_string(*prev) +
+              " (min_record_ratio " + ratioText(min_record_ratio_) +
+              "; if the drop is real, lower min_record_ratio for this source)";
+      }
+    }
+    auto st = store_.recordUnit(source_id_, unit.key, unit.name, unit.bytes, ok, why, now_,
+                                unit_records_);
+    if (!st.ok()) return fail(st.error());
+    if (tx_) {
+      auto c = tx_->commit();
+      tx_.reset();
+      if (!c.ok()) return fail(c.error());
+    }
+    if (!ok) noteIncomplete(unit.name + ": " + why);
+  }
+
+  void setOptions(bool trust_lms_expiry, double min_record_ratio) {
+    trust_lms_expiry_ = trust_lms_expiry;
+    min_record_ratio_ = min_record_ratio;
+  }
+
+  const Error& error() const { return error_; }
+  const std::vector<std::string>& incomplete() const { return incomplete_; }
+
+ private:
+  void fail(const Error& e) {
+    if (error_.message.empty()) error_ = e;
+  }
+  void noteIncomplete(std::string what) { incomplete_.push_back(std::move(what)); }
+
+  void quarantineRecord(const std::string& external_id, const std::string& location,
+                        const std::string& reason, const std::string& raw) {
+    store::QuarantineRow q;
+    q.source_id = source_id_;
+    q.external_id = external_id;
+    q.location = location;
+    q.reason = reason;
+    q.raw = truncated(raw);
+    q.at = now_;
+    q.run_id = run_id_;
+    if (auto st = store_.addQuarantine(q); !st.ok()) return fail(st.error());
+    ++report_.quarantined;
+  }
+
+  // Returns the person id, or 0 after quarantining the record.
+  std::int64_t resolvePerson(const ports::SourceRecord& r) {
+    const core::IdentityClaim claim{r.employee_id, r.email, r.source_user};
+    const core::Resolution res = resolver_.resolve(source_name_, claim);
+    const std::string employee_id = core::normaliseEmployeeId(r.employee_id);
+    const std::string email = core::normaliseEmail(r.email);
+    if (res.outcome == core::Resolution::Outcome::Matched) {
+      // A record may carry the population attribute: keep the person's population current.
+      if (!r.population.empty() || !r.display_name.empty()) {
+        if (auto it = seen_.find(res.person_id); it == seen_.end()) {
+          seen_.insert(res.person_id);
+          if (!roster_authoritative_) {
+            store::PersonRow p;
+            auto existing = keys_.find(res.person_id);
+            if (existing != keys_.end()) {
+              p.key = existing->second;
+              p.display_name = r.display_name;
+              p.population = populationFor(settings_.identity, employee_id, email, r.population);
+              p.updated_at = now_;
+              if (auto up = store_.upsertPerson(p); !up.ok()) fail(up.error());
+            }
+          }
+        }
+      }
+      return res.person_id;
+    }
+    if (res.outcome == core::Resolution::Outcome::Unmatched && !roster_authoritative_ &&
+        (!employee_id.empty() || !email.empty())) {
+      store::PersonRow p;
+      p.key = personKey(employee_id, email);
+      p.employee_id = employee_id;
+      p.email = email;
+      p.display_name = r.display_name;
+      p.population = populationFor(settings_.identity, employee_id, email, r.population);
+      p.first_seen = now_;
+      p.updated_at = now_;
+      auto id = store_.upsertPerson(p);
+      if (!id.ok()) {
+        fail(id.error());
+        return 0;
+      }
+      resolver_.add({*id, employee_id, email});
+      keys_[*id] = p.key;
+      seen_.insert(*id);
+      ++report_.people_created;
+      return *id;
+    }
+    const char* what =
+        res.outcome == core::Resolution::Outcome::Ambiguous ? "ambiguous identity" : "unmatched identity";
+    std::string hint = res.outcome == core::Resolution::Outcome::Ambiguous
+                           ? "fix the duplicate in the LMS or roster, or add an override in mappings/identity.yaml"
+                           : "add the person to the roster, or map the LMS user with an override in "
+                             "mappings/identity.yaml";
+    quarantineRecord(r.external_id, r.location, std::string(what) + ": " + res.reason + "; " + hint,
+                     "employee_id=" + r.employee_id + " email=" + r.email + " user=" + r.source_user +
+                         " item=" + r.lms_item);
+    return 0;
+  }
+
+ public:
+  std::unordered_map<std::int64_t, std::string> keys_;  // person id -> key (for updates)
+
+ private:
+  store::Store& store_;
+  const settings::Settings& settings_;
+  const settings::LoadedPolicy& policy_;
+  std::int64_t source_id_;
+  std::string source_name_;
+  std::int64_t run_id_;
+  core::Instant now_;
+  core::IdentityResolver& resolver_;
+  bool roster_authoritative_;
+  SourceReport& report_;
+  bool trust_lms_expiry_ = false;
+  double min_record_ratio_ = 0;
+  std::unordered_set<std::string> quiz_items_, module_items_;
+  std::unordered_map<std::string, std::string> item_map_;
+  std::unordered_set<std::int64_t> seen_;
+  std::optional<store::Transaction> tx_;
+  std::int64_t unit_records_ = 0;
+  Error error_;
+  std::vector<std::string> incomplete_;
+};
+
+}  // namespace
+
+core::Result<std::int64_t> Ingestor::loadRoster(const std::vector<RosterEntry>& roster) {
+  const core::Instant now = clock_.now();
+  auto tx = store_.begin();
+  if (!tx.ok()) return tx.error();
+  std::unordered_map<std::string, std::string> seen;  // identifier -> location
+  std::int64_t loaded = 0;
+  for (const RosterEntry& e : roster) {
+    const std::string employee_id = core::normaliseEmployeeId(e.employee_id);
+    const std::string email = core::normaliseEmail(e.email);
+    auto reject = [&](const std::string& reason) -> core::Status {
+      store::QuarantineRow q;
+      q.location = e.location;
+      q.reason = reason;
+      q.raw = "employee_id=" + e.employee_id + " email=" + e.email;
+      q.at = now;
+      return store_.addQuarantine(q);
+    };
+    if (employee_id.empty() && email.empty()) {
+      if (auto st = reject("roster entry has neither an employee id nor a valid email; fix the roster");
+          !st.ok())
+        return st.error();
+      continue;
+    }
+    bool duplicate = false;
+    for (const std::string* id : {&employee_id, &email}) {
+      if (id->empty()) continue;
+      auto [it, inserted] = seen.emplace(*id, e.location);
+      if (!inserted) {
+        if (auto st = reject("duplicate roster identifier '" + *id + "' (also at " + it->second +
+                             "); each person must appear once");
+            !st.ok())
+          return st.error();
+        duplicate = true;
+      }
+    }
+    if (duplicate) continue;
+    store::PersonRow p;
+    p.key = personKey(employee_id, email);
+    p.employee_id = employee_id;
+    p.email = email;
+    p.display_name = e.display_name;
+    p.population = populationFor(settings_.identity, employee_id, email, e.population);
+    p.first_seen = now;
+    p.updated_at = now;
+    auto id = store_.upsertPerson(p);
+    if (!id.ok()) return id.error();
+    ++loaded;
+  }
+  if (auto st = tx->commit(); !st.ok()) return st.error();
+  roster_loaded_ = true;
+  return loaded;
+}
+
+core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
+  const core::Instant started = clock_.now();
+  IngestReport report;
+  auto run_id = store_.beginRun("ingest", started);
+  if (!run_id.ok()) return run_id.error();
+  report.run_id = *run_id;
+
+  // Everyone known so far; sources add people unless a roster is authoritative.
+  core::IdentityResolver resolver(settings_.identity.keys, settings_.identity.overrides);
+  std::unordered_map<std::int64_t, std::string> keys;
+  {
+    auto people = store_.persons();
+    if (!people.ok()) return people.error();
+    for (const auto& p : *people) {
+      resolver.add({p.id, p.employee_id, p.email});
+      keys[p.id] = p.key;
+    }
+  }
+  const bool roster_authoritative = !settings_.identity.roster_path.empty();
+
+  for (SourceHandle& h : sources) {
+    const settings::SourceSettings& cfg = *h.settings;
+    SourceReport sr;
+    sr.source = cfg.name;
+    sr.kind = cfg.kind;
+    if (!cfg.enabled) continue;
+    auto source_id = store_.ensureSource(cfg.name, cfg.kind);
+    if (!source_id.ok()) return source_id.error();
+    std::string cursor;
+    if (auto all = store_.sources(); all.ok())
+      for (const auto& s : *all)
+        if (s.id == *source_id) cursor = s.cursor;
+
+    const core::Instant now = clock_.now();
+    StoreSink sink(store_, settings_, *source_id, cfg.name, report.run_id, now, resolver,
+                   roster_authoritative, sr);
+    sink.keys_ = keys;
+    sink.setOptions(cfg.trust_lms_expiry, cfg.min_record_ratio);
+    auto outcome = h.source->fetch(cursor, now, sink);
+
+    store::FetchRow fetch;
+    fetch.source_id = *source_id;
+    fetch.run_id = report.run_id;
+    fetch.started_at = now;
+    fetch.finished_at = clock_.now();
+    if (!sink.error().message.empty()) {
+      // The store failed under us: this is the whole run's failure, not the source's.
+      (void)store_.finishRun(report.run_id, "failed", "{}", clock_.now());
+      return sink.error();
+    }
+    if (!outcome.ok()) {
+      sr.fetched = false;
+      sr.complete = false;
+      sr.problem = outcome.error().describe();
+    } else {
+      sr.fetched = true;
+      sr.units_seen = outcome->units_seen;
+      sr.units_skipped = outcome->units_skipped;
+      sr.complete = outcome->complete && sink.incomplete().empty();
+      std::string problem = outcome->problem;
+      for (const auto& p : sink.incomplete()) {
+        if (problem.find(p) != std::string::npos) continue;
+        if (!problem.empty()) problem += "; ";
+        problem += p;
+      }
+      sr.problem = sr.complete ? "" : problem;
+      if (!outcome->next_cursor.empty() && outcome->next_cursor != cursor)
+        if (auto st = store_.setCursor(*source_id, outcome->next_cursor); !st.ok()) return st.error();
+    }
+    fetch.complete = sr.complete;
+    fetch.problem = sr.problem;
+    fetch.units_seen = sr.units_seen;
+    fetch.units_skipped = sr.units_skipped;
+    fetch.records = sr.inserted + sr.updated + sr.unchanged;
+    fetch.quarantined = sr.quarantined;
+    if (auto id = store_.recordFetch(fetch); !id.ok()) return id.error();
+    keys = sink.keys_;
+    report.sources.push_back(std::move(sr));
+  }
+
+  std::string summary = "{\"sources\":" + std::to_string(report.sources.size()) +
+                        ",\"complete\":" + (report.complete() ? "true" : "false") + "}";
+  if (auto st = store_.finishRun(report.run_id, report.complete() ? "ok" : "partial", summary,
+                                 clock_.now());
+      !st.ok())
+    return st.error();
+  store::AuditRow a;
+  a.at = clock_.now();
+  a.actor = "certgate";
+  a.action = "ingest";
+  a.subject = "sources";
+  a.details_json = summary;
+  a.run_id = report.run_id;
+  if (auto st = store_.appendAudit(a); !st.ok()) return st.error();
+  return report;
+}
+
+}  // namespace certgate::engine

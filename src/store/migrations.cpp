@@ -1,0 +1,317 @@
+#include "store/migrations.hpp"
+
+#include <sqlite3.h>
+
+#include "store/db.hpp"
+
+namespace certgate::store::detail {
+namespace {
+
+// Conventions: instants are INTEGER unix seconds (UTC); std::optional and "no score" are NULL;
+// an id of 0 in the API ("none") is NULL in an optional foreign key; plain strings are NOT NULL
+// with '' for empty. Enumerations are stored as text so the file reads well in a sqlite3 shell
+// and survives reordering of the C++ enums.
+constexpr const char kInitialSchema[] = R"sql(
+CREATE TABLE runs (
+  id           INTEGER PRIMARY KEY,
+  kind         TEXT    NOT NULL,
+  started_at   INTEGER NOT NULL,
+  finished_at  INTEGER,
+  outcome      TEXT    NOT NULL DEFAULT 'running',
+  summary_json TEXT    NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE sources (
+  id     INTEGER PRIMARY KEY,
+  name   TEXT NOT NULL UNIQUE,
+  kind   TEXT NOT NULL,
+  cursor TEXT NOT NULL DEFAULT ''
+);
+
+-- Unit ledger: one row per (source, content hash) so a file delivered twice is read once.
+CREATE TABLE source_units (
+  id        INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  unit_key  TEXT    NOT NULL,
+  name      TEXT    NOT NULL DEFAULT '',
+  bytes     INTEGER NOT NULL DEFAULT 0,
+  complete  INTEGER NOT NULL CHECK (complete IN (0, 1)),
+  problem   TEXT    NOT NULL DEFAULT '',
+  records   INTEGER NOT NULL DEFAULT 0,  -- records read from it (the collapse guard's baseline)
+  at        INTEGER NOT NULL,
+  UNIQUE (source_id, unit_key)
+);
+CREATE INDEX source_units_complete ON source_units (source_id, at) WHERE complete = 1;
+
+-- Completeness of every fetch: the stale-source guard reads the last one per source.
+CREATE TABLE fetches (
+  id            INTEGER PRIMARY KEY,
+  source_id     INTEGER NOT NULL REFERENCES sources(id),
+  run_id        INTEGER REFERENCES runs(id),
+  started_at    INTEGER NOT NULL,
+  finished_at   INTEGER NOT NULL,
+  complete      INTEGER NOT NULL CHECK (complete IN (0, 1)),
+  problem       TEXT    NOT NULL DEFAULT '',
+  units_seen    INTEGER NOT NULL DEFAULT 0,
+  units_skipped INTEGER NOT NULL DEFAULT 0,
+  records       INTEGER NOT NULL DEFAULT 0,
+  quarantined   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX fetches_by_source ON fetches (source_id);
+
+CREATE TABLE persons (
+  id           INTEGER PRIMARY KEY,
+  key          TEXT    NOT NULL UNIQUE,
+  employee_id  TEXT    NOT NULL DEFAULT '',
+  email        TEXT    NOT NULL DEFAULT '',
+  display_name TEXT    NOT NULL DEFAULT '',
+  population   TEXT    NOT NULL DEFAULT '',
+  first_seen   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL
+);
+
+-- The current employee id and email of each person; a value belongs to one person at a time.
+CREATE TABLE person_identifiers (
+  kind      TEXT    NOT NULL CHECK (kind IN ('employee_id', 'email')),
+  value     TEXT    NOT NULL,
+  person_id INTEGER NOT NULL REFERENCES persons(id),
+  PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
+CREATE INDEX person_identifiers_by_person ON person_identifiers (person_id, kind);
+
+CREATE TABLE facts (
+  id          INTEGER PRIMARY KEY,
+  source_id   INTEGER NOT NULL REFERENCES sources(id),
+  external_id TEXT    NOT NULL,
+  person_id   INTEGER REFERENCES persons(id),  -- NULL while the identity is unresolved
+  item        TEXT    NOT NULL,
+  lms_item    TEXT    NOT NULL DEFAULT '',
+  -- Hot path: these CHECKs are spelled with = / BETWEEN, not IN (...): SQLite builds a temporary
+  -- table for an IN list on every row checked, which made upserts three times slower.
+  kind        TEXT    NOT NULL
+              CHECK (kind = 'completion' OR kind = 'quiz_attempt' OR kind = 'attempt_reset'),
+  status      TEXT    NOT NULL
+              CHECK (status = 'completed' OR status = 'passed' OR status = 'failed'
+                     OR status = 'unknown'),
+  lms_pass    INTEGER NOT NULL CHECK (lms_pass BETWEEN -1 AND 1),
+  attempt     INTEGER NOT NULL,
+  score       REAL,
+  max_score   REAL,
+  at          INTEGER NOT NULL,
+  lms_expiry  INTEGER,
+  location    TEXT    NOT NULL DEFAULT '',
+  first_seen  INTEGER NOT NULL,
+  last_seen   INTEGER NOT NULL,
+  UNIQUE (source_id, external_id)
+);
+-- Serves forEachFact (ORDER BY person_id, at, id) without a sort, and factsOf.
+CREATE INDEX facts_by_person_at ON facts (person_id, at);
+
+CREATE TABLE quarantine (
+  id          INTEGER PRIMARY KEY,
+  source_id   INTEGER REFERENCES sources(id),
+  external_id TEXT    NOT NULL DEFAULT '',
+  location    TEXT    NOT NULL DEFAULT '',
+  reason      TEXT    NOT NULL,
+  raw         TEXT    NOT NULL DEFAULT '',
+  at          INTEGER NOT NULL,              -- the latest time it was seen
+  first_at    INTEGER NOT NULL,
+  times       INTEGER NOT NULL DEFAULT 1,
+  run_id      INTEGER REFERENCES runs(id)
+);
+-- The same record set aside for the same reason is one row, however often it is re-delivered.
+CREATE UNIQUE INDEX quarantine_once ON quarantine (ifnull(source_id, 0), external_id, reason, raw);
+CREATE INDEX quarantine_by_time ON quarantine (at);
+
+CREATE TABLE exceptions (
+  id                 INTEGER PRIMARY KEY,
+  person_id          INTEGER NOT NULL REFERENCES persons(id),
+  track              TEXT    NOT NULL,
+  requester          TEXT    NOT NULL,
+  requested_at       INTEGER NOT NULL,
+  starts_at          INTEGER NOT NULL,
+  ends_at            INTEGER NOT NULL,
+  justification_json TEXT    NOT NULL DEFAULT '{}',
+  revoked_at         INTEGER,
+  revoked_by         TEXT    NOT NULL DEFAULT '',
+  CHECK (ends_at >= starts_at)
+);
+CREATE INDEX exceptions_by_person ON exceptions (person_id);
+
+CREATE TABLE approvals (
+  id           INTEGER PRIMARY KEY,
+  exception_id INTEGER NOT NULL REFERENCES exceptions(id),
+  approver     TEXT    NOT NULL,
+  role         TEXT    NOT NULL,
+  at           INTEGER NOT NULL,
+  comment      TEXT    NOT NULL DEFAULT '',
+  UNIQUE (exception_id, approver, role)
+);
+
+-- The grant ledger: what certgate added to a directory or gateway and therefore owns.
+CREATE TABLE grants (
+  id           INTEGER PRIMARY KEY,
+  person_id    INTEGER NOT NULL REFERENCES persons(id),
+  track        TEXT    NOT NULL,
+  target_kind  TEXT    NOT NULL,
+  target       TEXT    NOT NULL,
+  external_ref TEXT    NOT NULL DEFAULT '',
+  granted_at   INTEGER NOT NULL,
+  revoked_at   INTEGER
+);
+CREATE INDEX grants_by_person ON grants (person_id);
+CREATE UNIQUE INDEX grants_active_once ON grants (person_id, track, target_kind, target)
+  WHERE revoked_at IS NULL;
+
+-- Intent log / outbox: written before an external side effect, completed after it.
+CREATE TABLE intents (
+  id              INTEGER PRIMARY KEY,
+  run_id          INTEGER REFERENCES runs(id),
+  kind            TEXT    NOT NULL,
+  target          TEXT    NOT NULL DEFAULT '',
+  idempotency_key TEXT    NOT NULL UNIQUE,
+  payload_json    TEXT    NOT NULL DEFAULT '{}',
+  state           TEXT    NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'done', 'failed', 'abandoned')),
+  outcome         TEXT    NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX intents_pending ON intents (id) WHERE state = 'pending';
+
+-- Append-only evidence. prev_hash/hash are filled by the hash chain (a later stage): they may be
+-- set once, every other column never changes, and rows are never deleted.
+CREATE TABLE audit (
+  id           INTEGER PRIMARY KEY,
+  at           INTEGER NOT NULL,
+  actor        TEXT    NOT NULL,
+  action       TEXT    NOT NULL,
+  subject      TEXT    NOT NULL DEFAULT '',
+  details_json TEXT    NOT NULL DEFAULT '{}',
+  run_id       INTEGER REFERENCES runs(id),
+  prev_hash    TEXT,
+  hash         TEXT
+);
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit is append-only: rows cannot be deleted');
+END;
+CREATE TRIGGER audit_no_rewrite
+  BEFORE UPDATE OF id, at, actor, action, subject, details_json, run_id ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit is append-only: rows cannot be changed');
+END;
+CREATE TRIGGER audit_hash_once BEFORE UPDATE OF prev_hash, hash ON audit
+  WHEN old.hash IS NOT NULL OR old.prev_hash IS NOT NULL
+BEGIN
+  SELECT RAISE(ABORT, 'audit is append-only: a row''s hash is set once');
+END;
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kInitialSchema},
+};
+
+constexpr const char kCreateMigrationsTable[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "  version    INTEGER PRIMARY KEY,"
+    "  applied_at INTEGER NOT NULL"
+    ")";
+
+core::Status finish(sqlite3* db, const std::string& path, core::Status status) {
+  if (status.ok()) {
+    auto committed = execScript(db, "COMMIT", "migrate: commit", path);
+    if (committed.ok()) return committed;
+    status = committed;
+  }
+  if (sqlite3_get_autocommit(db) == 0) {
+    static_cast<void>(execScript(db, "ROLLBACK", "migrate: rollback", path));
+  }
+  return status;
+}
+
+}  // namespace
+
+std::span<const Migration> migrations() {
+  return kMigrations;
+}
+
+core::Result<int> readSchemaVersion(sqlite3* db, const std::string& path) {
+  auto tables = prepare(db,
+                        "SELECT count(*) FILTER (WHERE name = 'schema_migrations'),"
+                        "       count(*) FILTER (WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\')"
+                        "  FROM sqlite_schema WHERE type = 'table'",
+                        false, "read schema version", path);
+  if (!tables) return tables.error();
+  Stmt list(std::move(*tables), "read schema version", &path);
+  auto row = list.stepRow();
+  if (!row) return row.error();
+  const bool has_migrations = list.colInt(0) > 0;
+  const std::int64_t user_tables = list.colInt(1);
+  if (!has_migrations) {
+    if (user_tables > 0) {
+      return core::makeError(core::ErrorKind::Invalid,
+                             "'" + path +
+                                 "' is an SQLite database but not a certgate state store "
+                                 "(it has tables but no schema_migrations)",
+                             path, "point certgate at its own database file (store.path)");
+    }
+    return 0;
+  }
+  auto max = prepare(db, "SELECT ifnull(max(version), 0) FROM schema_migrations", false,
+                     "read schema version", path);
+  if (!max) return max.error();
+  Stmt version(std::move(*max), "read schema version", &path);
+  auto got = version.stepRow();
+  if (!got) return got.error();
+  return static_cast<int>(version.colInt(0));
+}
+
+core::Result<int> migrate(sqlite3* db, const std::string& path, std::span<const Migration> list,
+                          core::Instant now) {
+  const int newest = list.empty() ? 0 : list.back().version;
+  auto current = readSchemaVersion(db, path);
+  if (!current) return current.error();
+  int version = *current;
+  for (const Migration& migration : list) {
+    if (migration.version <= version) continue;
+    auto begun = execScript(db, "BEGIN IMMEDIATE", "migrate: begin", path);
+    if (!begun) return begun.error();
+    auto status = [&]() -> core::Status {
+      // Another process may have migrated while we waited for the lock.
+      auto inside = readSchemaVersion(db, path);
+      if (!inside) return inside.error();
+      if (*inside >= migration.version) return {};
+      auto created = execScript(db, kCreateMigrationsTable, "migrate: schema_migrations", path);
+      if (!created) return created;
+      const std::string op =
+          "migration " + std::to_string(migration.version) + " (" + migration.name + ")";
+      auto applied = execScript(db, migration.sql, op, path);
+      if (!applied) return applied;
+      auto insert =
+          prepare(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", false,
+                  "migrate: record version", path);
+      if (!insert) return insert.error();
+      Stmt record(std::move(*insert), "migrate: record version", &path);
+      record.bindInt(1, migration.version);
+      record.bindInstant(2, now);
+      return record.run();
+    }();
+    auto done = finish(db, path, std::move(status));
+    if (!done) return done.error();
+    auto after = readSchemaVersion(db, path);
+    if (!after) return after.error();
+    version = *after;
+  }
+  if (version > newest) {
+    return core::makeError(core::ErrorKind::Invalid,
+                           "database was written by a newer certgate (schema version " +
+                               std::to_string(version) + ", this certgate knows up to " +
+                               std::to_string(newest) + ")",
+                           path, "upgrade certgate");
+  }
+  return version;
+}
+
+}  // namespace certgate::store::detail

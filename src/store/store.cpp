@@ -1,0 +1,1535 @@
+#include "store/store.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include "store/db.hpp"
+#include "store/migrations.hpp"
+
+namespace certgate::store {
+
+using core::Error;
+using core::ErrorKind;
+using core::makeError;
+using detail::Stmt;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// SQL. Every statement is a constant: values are always bound (?N), never spliced in.
+// The statement cache is keyed by the address of these arrays.
+
+constexpr const char kBeginImmediate[] = "BEGIN IMMEDIATE";
+constexpr const char kBeginRead[] = "BEGIN";
+constexpr const char kCommit[] = "COMMIT";
+constexpr const char kRollback[] = "ROLLBACK";
+constexpr const char kSavepoint[] = "SAVEPOINT certgate_write";
+constexpr const char kRelease[] = "RELEASE certgate_write";
+constexpr const char kRollbackToSavepoint[] = "ROLLBACK TO certgate_write";
+
+// --- sources, units, fetches
+constexpr const char kFindSource[] = "SELECT id, kind FROM sources WHERE name = ?1";
+constexpr const char kInsertSource[] = "INSERT INTO sources (name, kind) VALUES (?1, ?2)";
+constexpr const char kListSources[] = "SELECT id, name, kind, cursor FROM sources ORDER BY id";
+constexpr const char kSetCursor[] = "UPDATE sources SET cursor = ?2 WHERE id = ?1";
+constexpr const char kUnitProcessed[] =
+    "SELECT complete FROM source_units WHERE source_id = ?1 AND unit_key = ?2";
+constexpr const char kRecordUnit[] =
+    "INSERT INTO source_units (source_id, unit_key, name, bytes, complete, problem, at, records)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (source_id, unit_key) DO UPDATE SET"
+    "   name = excluded.name, bytes = excluded.bytes, complete = excluded.complete,"
+    "   problem = excluded.problem, at = excluded.at, records = excluded.records"
+    " WHERE source_units.complete = 0";
+// "Most recently recorded": a unit re-read to completion keeps its id but gets a new `at`.
+constexpr const char kLastCompleteUnitRecords[] =
+    "SELECT records FROM source_units WHERE source_id = ?1 AND complete = 1"
+    " ORDER BY at DESC, id DESC LIMIT 1";
+constexpr const char kInsertFetch[] =
+    "INSERT INTO fetches (source_id, run_id, started_at, finished_at, complete, problem,"
+    "                     units_seen, units_skipped, records, quarantined)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr const char kLastFetch[] =
+    "SELECT id, source_id, ifnull(run_id, 0), started_at, finished_at, complete, problem,"
+    "       units_seen, units_skipped, records, quarantined"
+    "  FROM fetches WHERE source_id = ?1 ORDER BY id DESC LIMIT 1";
+
+// --- persons
+constexpr const char kPersonByKey[] =
+    "SELECT id, key, employee_id, email, display_name, population, first_seen, updated_at"
+    "  FROM persons WHERE key = ?1";
+constexpr const char kInsertPerson[] =
+    "INSERT INTO persons (key, employee_id, email, display_name, population, first_seen,"
+    "                     updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char kUpdatePerson[] =
+    "UPDATE persons SET employee_id = ?2, email = ?3, display_name = ?4, population = ?5,"
+    "                   updated_at = ?6, key = ?7"
+    " WHERE id = ?1";
+// A person keyed by its email that has no employee id yet (the canonical key may get stronger).
+constexpr const char kPersonKeyedByEmail[] =
+    "SELECT id, key, employee_id, email, display_name, population, first_seen, updated_at"
+    "  FROM persons WHERE key = ?1 AND email = ?1 AND employee_id = ''";
+constexpr const char kIdentifierOwner[] =
+    "SELECT i.person_id, p.key FROM person_identifiers i JOIN persons p ON p.id = i.person_id"
+    " WHERE i.kind = ?1 AND i.value = ?2";
+constexpr const char kDropIdentifier[] =
+    "DELETE FROM person_identifiers WHERE person_id = ?1 AND kind = ?2";
+constexpr const char kAddIdentifier[] =
+    "INSERT INTO person_identifiers (kind, value, person_id) VALUES (?1, ?2, ?3)";
+constexpr const char kListPersons[] =
+    "SELECT id, key, employee_id, email, display_name, population, first_seen, updated_at"
+    "  FROM persons ORDER BY id";
+constexpr const char kFindPerson[] =
+    "SELECT id, key, employee_id, email, display_name, population, first_seen, updated_at"
+    "  FROM (SELECT p.*, 0 AS rank FROM persons p WHERE p.key = ?1"
+    "        UNION ALL"
+    "        SELECT p.*, CASE i.kind WHEN 'employee_id' THEN 1 ELSE 2 END AS rank"
+    "          FROM person_identifiers i JOIN persons p ON p.id = i.person_id"
+    "         WHERE i.kind IN ('employee_id', 'email') AND i.value = ?1)"
+    " ORDER BY rank LIMIT 1";
+
+// --- facts
+// upsertFact runs U, then T only when U changed nothing, then P only when T matched nothing.
+// U: the DO UPDATE fires only when the stored person is the one given and a column that matters
+// differs (IS NOT: NULL-safe), so a repeated delivery changes no row (sqlite3_changes() == 0).
+// person_id is deliberately not in U's SET list: assigning a foreign-key column in an UPDATE
+// makes SQLite open a statement journal on every execution of the statement (measured: ~15% of
+// the upsert's cost). A changed person is rare (re-resolution) and handled by P.
+constexpr const char kUpsertFact[] =
+    "INSERT INTO facts (source_id, external_id, person_id, item, lms_item, kind, status,"
+    "                   lms_pass, attempt, score, max_score, at, lms_expiry, location,"
+    "                   first_seen, last_seen)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
+    " ON CONFLICT (source_id, external_id) DO UPDATE SET"
+    "   item = excluded.item, lms_item = excluded.lms_item, kind = excluded.kind,"
+    "   status = excluded.status, lms_pass = excluded.lms_pass, attempt = excluded.attempt,"
+    "   score = excluded.score, max_score = excluded.max_score, at = excluded.at,"
+    "   lms_expiry = excluded.lms_expiry, location = excluded.location,"
+    "   last_seen = max(facts.last_seen, excluded.last_seen)"
+    " WHERE facts.person_id IS excluded.person_id"
+    "   AND (facts.item IS NOT excluded.item OR facts.lms_item IS NOT excluded.lms_item"
+    "        OR facts.kind IS NOT excluded.kind OR facts.status IS NOT excluded.status"
+    "        OR facts.lms_pass IS NOT excluded.lms_pass OR facts.attempt IS NOT excluded.attempt"
+    "        OR facts.score IS NOT excluded.score OR facts.max_score IS NOT excluded.max_score"
+    "        OR facts.at IS NOT excluded.at OR facts.lms_expiry IS NOT excluded.lms_expiry)";
+// T: the row exists and U did not change it. Matches (changes() == 1) unless the person differs.
+constexpr const char kTouchFact[] =
+    "UPDATE facts SET last_seen = max(last_seen, ?15)"
+    " WHERE source_id = ?1 AND external_id = ?2 AND person_id IS ?3";
+// P: the person changed: rewrite the whole row in one statement (same parameters as U).
+constexpr const char kRewriteFact[] =
+    "UPDATE facts SET person_id = ?3, item = ?4, lms_item = ?5, kind = ?6, status = ?7,"
+    "                 lms_pass = ?8, attempt = ?9, score = ?10, max_score = ?11, at = ?12,"
+    "                 lms_expiry = ?13, location = ?14, last_seen = max(last_seen, ?15)"
+    " WHERE source_id = ?1 AND external_id = ?2";
+constexpr const char kAllFacts[] =
+    "SELECT id, source_id, external_id, ifnull(person_id, 0), item, lms_item, kind, status,"
+    "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
+    "  FROM facts ORDER BY person_id, at, id";
+constexpr const char kFactsOf[] =
+    "SELECT id, source_id, external_id, ifnull(person_id, 0), item, lms_item, kind, status,"
+    "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
+    "  FROM facts WHERE person_id = ?1 ORDER BY at, id";
+constexpr const char kCountFacts[] = "SELECT count(*) FROM facts";
+
+// --- quarantine
+constexpr const char kAddQuarantine[] =
+    "INSERT INTO quarantine (source_id, external_id, location, reason, raw, at, first_at, run_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
+    " ON CONFLICT (ifnull(source_id, 0), external_id, reason, raw) DO UPDATE SET"
+    "   location = excluded.location, at = max(quarantine.at, excluded.at),"
+    "   run_id = ifnull(excluded.run_id, quarantine.run_id), times = quarantine.times + 1";
+constexpr const char kListQuarantine[] =
+    "SELECT q.id, ifnull(q.source_id, 0), ifnull(s.name, ''), q.external_id, q.location,"
+    "       q.reason, q.raw, q.at, ifnull(q.run_id, 0)"
+    "  FROM quarantine q LEFT JOIN sources s ON s.id = q.source_id"
+    " ORDER BY q.at DESC, q.id DESC LIMIT ?1";
+constexpr const char kCountQuarantine[] = "SELECT count(*) FROM quarantine";
+
+// --- exceptions and approvals
+constexpr const char kInsertException[] =
+    "INSERT INTO exceptions (person_id, track, requester, requested_at, starts_at, ends_at,"
+    "                        justification_json, revoked_at, revoked_by)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char kExceptionExists[] = "SELECT 1 FROM exceptions WHERE id = ?1";
+constexpr const char kInsertApproval[] =
+    "INSERT INTO approvals (exception_id, approver, role, at, comment)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (exception_id, approver, role) DO NOTHING";
+constexpr const char kFindApproval[] =
+    "SELECT id FROM approvals WHERE exception_id = ?1 AND approver = ?2 AND role = ?3";
+constexpr const char kRevokeException[] =
+    "UPDATE exceptions SET revoked_at = ?3, revoked_by = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+constexpr const char kListExceptions[] =
+    "SELECT id, person_id, track, requester, requested_at, starts_at, ends_at,"
+    "       justification_json, revoked_at, revoked_by"
+    "  FROM exceptions ORDER BY id";
+constexpr const char kListApprovals[] =
+    "SELECT id, exception_id, approver, role, at, comment"
+    "  FROM approvals ORDER BY exception_id, at, id";
+
+// --- grants and intents
+constexpr const char kFindActiveGrant[] =
+    "SELECT id, external_ref FROM grants"
+    " WHERE person_id = ?1 AND track = ?2 AND target_kind = ?3 AND target = ?4"
+    "   AND revoked_at IS NULL";
+constexpr const char kInsertGrant[] =
+    "INSERT INTO grants (person_id, track, target_kind, target, external_ref, granted_at,"
+    "                    revoked_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char kRevokeGrant[] =
+    "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+constexpr const char kGrantExists[] = "SELECT 1 FROM grants WHERE id = ?1";
+constexpr const char kActiveGrants[] =
+    "SELECT id, person_id, track, target_kind, target, external_ref, granted_at, revoked_at"
+    "  FROM grants WHERE revoked_at IS NULL ORDER BY id";
+constexpr const char kInsertIntent[] =
+    "INSERT INTO intents (run_id, kind, target, idempotency_key, payload_json, state, outcome,"
+    "                     created_at, updated_at, attempts)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr const char kIntentByKey[] = "SELECT id, state FROM intents WHERE idempotency_key = ?1";
+constexpr const char kCompleteIntent[] =
+    "UPDATE intents SET state = ?2, outcome = ?3, updated_at = ?4, attempts = attempts + 1"
+    " WHERE id = ?1";
+constexpr const char kPendingIntents[] =
+    "SELECT id, ifnull(run_id, 0), kind, target, idempotency_key, payload_json, state, outcome,"
+    "       created_at, updated_at, attempts"
+    "  FROM intents WHERE state = 'pending' ORDER BY id";
+
+// --- audit and runs
+constexpr const char kAppendAudit[] =
+    "INSERT INTO audit (at, actor, action, subject, details_json, run_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char kListAudit[] =
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0)"
+    "  FROM audit ORDER BY id DESC LIMIT ?1";
+constexpr const char kBeginRun[] = "INSERT INTO runs (kind, started_at) VALUES (?1, ?2)";
+constexpr const char kFinishRun[] =
+    "UPDATE runs SET outcome = ?2, summary_json = ?3, finished_at = ?4"
+    " WHERE id = ?1 AND finished_at IS NULL";
+constexpr const char kRunOutcome[] = "SELECT outcome FROM runs WHERE id = ?1";
+constexpr const char kListRuns[] =
+    "SELECT id, kind, started_at, finished_at, outcome, summary_json"
+    "  FROM runs ORDER BY id DESC LIMIT ?1";
+
+// --- connection settings, integrity, backup
+constexpr const char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
+constexpr const char kJournalMode[] = "PRAGMA journal_mode";
+constexpr const char kSynchronous[] = "PRAGMA synchronous";
+constexpr const char kForeignKeys[] = "PRAGMA foreign_keys";
+constexpr const char kBusyTimeout[] = "PRAGMA busy_timeout";
+constexpr const char kQuickCheck[] = "PRAGMA quick_check";
+constexpr const char kIntegrityCheck[] = "PRAGMA integrity_check";
+constexpr const char kVacuumInto[] = "VACUUM INTO ?1";
+// Per-connection settings. synchronous=FULL: a commit survives power loss (reliability.md §4);
+// the cache and WAL size limit keep a million-fact ingest off the disk without unbounded growth.
+constexpr const char kWriterPragmas[] =
+    "PRAGMA synchronous = FULL;"
+    "PRAGMA foreign_keys = ON;"
+    "PRAGMA temp_store = MEMORY;"
+    "PRAGMA cache_size = -32768;"
+    "PRAGMA journal_size_limit = 67108864;";
+constexpr const char kReaderPragmas[] =
+    "PRAGMA foreign_keys = ON;"
+    "PRAGMA query_only = ON;"
+    "PRAGMA cache_size = -32768;";
+
+// ---------------------------------------------------------------------------------------------
+
+const char* kindText(core::FactKind kind) {
+  switch (kind) {
+    case core::FactKind::Completion:
+      return "completion";
+    case core::FactKind::QuizAttempt:
+      return "quiz_attempt";
+    case core::FactKind::AttemptReset:
+      return "attempt_reset";
+  }
+  return "completion";
+}
+
+const char* statusText(core::FactStatus status) {
+  switch (status) {
+    case core::FactStatus::Completed:
+      return "completed";
+    case core::FactStatus::Passed:
+      return "passed";
+    case core::FactStatus::Failed:
+      return "failed";
+    case core::FactStatus::Unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+bool parseKind(std::string_view text, core::FactKind& out) {
+  if (text == "completion") {
+    out = core::FactKind::Completion;
+    return true;
+  }
+  if (text == "quiz_attempt") {
+    out = core::FactKind::QuizAttempt;
+    return true;
+  }
+  if (text == "attempt_reset") {
+    out = core::FactKind::AttemptReset;
+    return true;
+  }
+  return false;
+}
+
+bool parseStatus(std::string_view text, core::FactStatus& out) {
+  if (text == "completed") {
+    out = core::FactStatus::Completed;
+    return true;
+  }
+  if (text == "passed") {
+    out = core::FactStatus::Passed;
+    return true;
+  }
+  if (text == "failed") {
+    out = core::FactStatus::Failed;
+    return true;
+  }
+  if (text == "unknown") {
+    out = core::FactStatus::Unknown;
+    return true;
+  }
+  return false;
+}
+
+bool validIntentState(const std::string& state) {
+  return state == "pending" || state == "done" || state == "failed" || state == "abandoned";
+}
+
+std::string_view colView(const Stmt& stmt, int col) {
+  const auto* text = sqlite3_column_text(stmt.raw(), col);
+  if (text == nullptr) return {};
+  return {reinterpret_cast<const char*>(text),
+          static_cast<std::size_t>(sqlite3_column_bytes(stmt.raw(), col))};
+}
+
+Error invalid(const std::string& path, std::string message) {
+  return makeError(ErrorKind::Invalid, std::move(message), path);
+}
+
+Error notFound(const std::string& path, std::string message) {
+  return makeError(ErrorKind::NotFound, std::move(message), path);
+}
+
+// Reads the row of kAllFacts / kFactsOf into `fact`, reusing its string buffers.
+core::Status readFact(const Stmt& stmt, FactRow& fact, const std::string& path) {
+  fact.id = stmt.colInt(0);
+  fact.source_id = stmt.colInt(1);
+  fact.external_id.assign(colView(stmt, 2));
+  fact.person_id = stmt.colInt(3);
+  fact.item.assign(colView(stmt, 4));
+  fact.lms_item.assign(colView(stmt, 5));
+  if (!parseKind(colView(stmt, 6), fact.kind) || !parseStatus(colView(stmt, 7), fact.status)) {
+    return detail::corruptError(
+        path, "fact " + std::to_string(fact.id) + " has an unknown kind or status");
+  }
+  fact.lms_pass = static_cast<std::int8_t>(stmt.colInt(8));
+  fact.attempt = static_cast<std::uint16_t>(stmt.colInt(9));
+  fact.score = stmt.colDouble(10);
+  fact.max_score = stmt.colDouble(11);
+  fact.at = stmt.colInstant(12);
+  fact.lms_expiry = stmt.colOptInstant(13);
+  fact.location.assign(colView(stmt, 14));
+  fact.first_seen = stmt.colInstant(15);
+  fact.last_seen = stmt.colInstant(16);
+  return {};
+}
+
+PersonRow readPerson(const Stmt& stmt) {
+  PersonRow person;
+  person.id = stmt.colInt(0);
+  person.key = stmt.colText(1);
+  person.employee_id = stmt.colText(2);
+  person.email = stmt.colText(3);
+  person.display_name = stmt.colText(4);
+  person.population = stmt.colText(5);
+  person.first_seen = stmt.colInstant(6);
+  person.updated_at = stmt.colInstant(7);
+  return person;
+}
+
+// Steps `stmt` to the end, appending read(stmt) for every row.
+template <typename Row, typename Read>
+Result<std::vector<Row>> collect(Stmt& stmt, Read read) {
+  std::vector<Row> rows;
+  for (;;) {
+    const int rc = stmt.step();
+    if (rc == SQLITE_DONE) return rows;
+    if (rc != SQLITE_ROW) return stmt.error(rc);
+    rows.push_back(read(stmt));
+  }
+}
+
+// Reads a single integer (a count or a PRAGMA answer).
+Result<std::int64_t> scalar(Stmt& stmt) {
+  auto row = stmt.stepRow();
+  if (!row) return row.error();
+  if (!*row) return std::int64_t{0};
+  return stmt.colInt(0);
+}
+
+}  // namespace
+
+// =============================================================================================
+// Statement cache and write scopes.
+
+struct Store::Cache {
+  enum class Nested {
+    Join,       // inside an open Transaction: run as part of it (single-statement writes)
+    Savepoint,  // inside an open Transaction: wrap in a savepoint (multi-statement writes)
+  };
+
+  // A write (or consistent read) scope: its own transaction when none is open, else a savepoint
+  // or nothing. Rolls back on destruction unless commit() succeeded.
+  class Scope {
+   public:
+    enum class Mode { None, Transaction, Savepoint };
+    Scope(Cache* cache, Mode mode) : cache_(cache), mode_(mode) {}
+    Scope(Scope&& other) noexcept
+        : cache_(std::exchange(other.cache_, nullptr)), mode_(other.mode_) {}
+    Scope& operator=(Scope&&) = delete;
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    ~Scope() {
+      if (cache_ == nullptr) return;
+      sqlite3* db = cache_->db_;
+      if (mode_ == Mode::Transaction && sqlite3_get_autocommit(db) == 0) {
+        static_cast<void>(cache_->exec(kRollback, "rollback"));
+      } else if (mode_ == Mode::Savepoint && sqlite3_get_autocommit(db) == 0) {
+        static_cast<void>(cache_->exec(kRollbackToSavepoint, "rollback to savepoint"));
+        static_cast<void>(cache_->exec(kRelease, "release savepoint"));
+      }
+    }
+
+    core::Status commit() {
+      Cache* cache = std::exchange(cache_, nullptr);
+      if (cache == nullptr) return {};
+      core::Status done;
+      if (mode_ == Mode::Transaction) {
+        done = cache->exec(kCommit, "commit");
+        if (!done && sqlite3_get_autocommit(cache->db_) == 0) {
+          static_cast<void>(cache->exec(kRollback, "rollback"));
+        }
+      } else if (mode_ == Mode::Savepoint) {
+        done = cache->exec(kRelease, "release savepoint");
+      }
+      return done;
+    }
+
+   private:
+    Cache* cache_;
+    Mode mode_;
+  };
+
+  Cache(sqlite3* db, const std::string* path) : db_(db), path_(path) {}
+
+  // The statement for `sql`, prepared once and kept; `sql` must be one of the constants above
+  // (the cache is keyed by its address). A statement already in use (a store call from inside a
+  // forEachFact callback) is prepared afresh for this use only.
+  Result<Stmt> stmt(const char* sql, std::string_view op) {
+    auto [it, added] = entries_.try_emplace(sql);
+    Entry& entry = it->second;
+    if (added) {
+      auto prepared = detail::prepare(db_, sql, true, op, *path_);
+      if (!prepared) {
+        entries_.erase(it);
+        return prepared.error();
+      }
+      entry.stmt = std::move(*prepared);
+    }
+    if (entry.in_use) {
+      auto fresh = detail::prepare(db_, sql, false, op, *path_);
+      if (!fresh) return fresh.error();
+      return Stmt(std::move(*fresh), op, path_);
+    }
+    entry.in_use = true;
+    return Stmt(entry.stmt.get(), &entry.in_use, nullptr, op, path_);
+  }
+
+  core::Status exec(const char* sql, std::string_view op) {
+    auto statement = stmt(sql, op);
+    if (!statement) return statement.error();
+    return statement->run();
+  }
+
+  Result<Scope> write(std::string_view op, Nested nested) {
+    const bool autocommit = sqlite3_get_autocommit(db_) != 0;
+    if (tx_open && autocommit) {
+      // SQLite rolls a transaction back by itself after some errors (disk full, I/O error).
+      // Writing on would silently commit outside the caller's Transaction.
+      return makeError(ErrorKind::Transient,
+                       std::string(op) +
+                           ": the open transaction was rolled back by SQLite after "
+                           "an earlier error",
+                       *path_, "roll back (drop the Transaction) and retry the whole unit of work");
+    }
+    if (!autocommit) {
+      if (nested == Nested::Join) return Scope(this, Scope::Mode::None);
+      auto saved = exec(kSavepoint, op);
+      if (!saved) return saved.error();
+      return Scope(this, Scope::Mode::Savepoint);
+    }
+    auto begun = exec(kBeginImmediate, op);
+    if (!begun) return begun.error();
+    return Scope(this, Scope::Mode::Transaction);
+  }
+
+  // A consistent snapshot for a read that takes several statements.
+  Result<Scope> read(std::string_view op) {
+    if (sqlite3_get_autocommit(db_) == 0) return Scope(this, Scope::Mode::None);
+    auto begun = exec(kBeginRead, op);
+    if (!begun) return begun.error();
+    return Scope(this, Scope::Mode::Transaction);
+  }
+
+  // Runs fn() inside write(op, nested) and commits when it succeeded.
+  template <typename Fn>
+  auto inWrite(std::string_view op, Nested nested, Fn&& fn) -> decltype(fn()) {
+    auto scope = write(op, nested);
+    if (!scope) return scope.error();
+    auto result = fn();
+    if (!result) return result;
+    auto committed = scope->commit();
+    if (!committed) return committed.error();
+    return result;
+  }
+
+  struct Entry {
+    detail::StmtHandle stmt;
+    bool in_use = false;
+  };
+  // Node-based: an Entry (and its in_use flag) keeps its address while others are added.
+  std::unordered_map<const char*, Entry> entries_;
+  sqlite3* db_;
+  const std::string* path_;
+  bool tx_open = false;  // a Transaction object is alive
+};
+
+// =============================================================================================
+// Transaction
+
+Transaction::Transaction(Transaction&& other) noexcept
+    : store_(std::exchange(other.store_, nullptr)) {}
+
+Transaction::~Transaction() {
+  if (store_ == nullptr) return;
+  if (sqlite3_get_autocommit(store_->db_) == 0) {
+    static_cast<void>(store_->cache_->exec(kRollback, "rollback"));
+  }
+  store_->cache_->tx_open = false;
+}
+
+Status Transaction::commit() {
+  if (store_ == nullptr) {
+    return makeError(ErrorKind::Internal, "commit: the transaction is already finished");
+  }
+  auto done = store_->cache_->exec(kCommit, "commit");
+  if (done || sqlite3_get_autocommit(store_->db_) != 0) {
+    store_->cache_->tx_open = false;
+    store_ = nullptr;
+  }
+  return done;
+}
+
+// =============================================================================================
+// Opening
+
+namespace {
+
+core::Status configure(sqlite3* db, const std::string& path, bool read_only) {
+  if (read_only) return detail::execScript(db, kReaderPragmas, "set pragmas", path);
+  auto wal = detail::prepare(db, kJournalModeWal, false, "set journal_mode=WAL", path);
+  if (!wal) return wal.error();
+  Stmt mode(std::move(*wal), "set journal_mode=WAL", &path);
+  auto row = mode.stepRow();
+  if (!row) return row.error();
+  if (!*row || colView(mode, 0) != "wal") {
+    return makeError(ErrorKind::Permanent,
+                     "could not switch the database to WAL journal mode (got '" +
+                         std::string(colView(mode, 0)) + "')",
+                     path, "put the database on a local file system that supports shared memory");
+  }
+  return detail::execScript(db, kWriterPragmas, "set pragmas", path);
+}
+
+// PRAGMA quick_check (or integrity_check): anything but a single "ok" is corruption.
+core::Status checkIntegrity(sqlite3* db, const std::string& path, const char* pragma) {
+  auto prepared = detail::prepare(db, pragma, false, "integrity check", path);
+  if (!prepared) return prepared.error();
+  Stmt check(std::move(*prepared), "integrity check", &path);
+  std::string problems;
+  int count = 0;
+  for (;;) {
+    const int rc = check.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return check.error(rc);
+    const std::string_view line = colView(check, 0);
+    if (line == "ok") continue;
+    if (++count <= 3) {
+      if (!problems.empty()) problems += "; ";
+      problems += line;
+    }
+  }
+  if (count == 0) return {};
+  if (count > 3) problems += "; and " + std::to_string(count - 3) + " more";
+  return detail::corruptError(path, std::string(pragma) + " found: " + problems);
+}
+
+}  // namespace
+
+Store::Store(sqlite3* db, std::string path)
+    : db_(db), path_(std::move(path)), cache_(std::make_unique<Cache>(db, &path_)) {}
+
+Store::~Store() {
+  cache_.reset();  // finalize cached statements before closing
+  sqlite3_close_v2(db_);
+}
+
+int Store::schemaVersion() const {
+  return schema_version_;
+}
+
+int Store::latestSchemaVersion() {
+  return detail::migrations().back().version;
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, const OpenOptions& options) {
+  namespace fs = std::filesystem;
+  // SQLite's memory statistics take a process-wide mutex on every allocation (~8% of an upsert).
+  // certgate never reads them. Only possible before SQLite initialises; otherwise a no-op.
+  static std::once_flag configured_sqlite;
+  std::call_once(configured_sqlite,
+                 [] { static_cast<void>(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)); });
+  if (path.empty()) return invalid(path, "open: no database path given");
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (!exists && options.read_only) {
+    return makeError(ErrorKind::NotFound, "database file '" + path + "' does not exist", path,
+                     "run `certgate ingest` first to create it, or check store.path");
+  }
+  if (!exists) {
+    const fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec)) {
+      return makeError(ErrorKind::NotFound,
+                       "directory '" + parent.string() + "' for the database does not exist", path,
+                       "create it (systemd: StateDirectory=) or fix store.path");
+    }
+  }
+
+  const int flags =
+      (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  detail::DbHandle db(raw);
+  if (rc != SQLITE_OK) return detail::sqlError(db.get(), rc, "open", path);
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), options.busy_timeout_ms);
+
+  if (auto configured = configure(db.get(), path, options.read_only); !configured) {
+    return configured.error();
+  }
+  if (auto checked = checkIntegrity(db.get(), path, kQuickCheck); !checked) {
+    return checked.error();
+  }
+  auto version = detail::readSchemaVersion(db.get(), path);
+  if (!version) return version.error();
+  const int latest = latestSchemaVersion();
+  if (*version > latest) {
+    return makeError(ErrorKind::Invalid,
+                     "database was written by a newer certgate (schema version " +
+                         std::to_string(*version) + ", this certgate knows up to " +
+                         std::to_string(latest) + "); upgrade certgate",
+                     path, "upgrade certgate; an older binary never downgrades a database");
+  }
+  int current = *version;
+  if (options.read_only) {
+    if (current < latest) {
+      return makeError(ErrorKind::Invalid,
+                       "database schema version " + std::to_string(current) +
+                           " is older than this certgate's (" + std::to_string(latest) +
+                           ") and read-only commands do not migrate",
+                       path, "run `certgate ingest` (or `certgate migrate`) once to upgrade it");
+    }
+  } else {
+    const auto now = std::chrono::time_point_cast<core::Seconds>(std::chrono::system_clock::now());
+    auto migrated = detail::migrate(db.get(), path, detail::migrations(), now);
+    if (!migrated) return migrated.error();
+    current = *migrated;
+  }
+
+  std::unique_ptr<Store> store(new Store(db.release(), path));
+  store->schema_version_ = current;
+  return store;
+}
+
+Result<Transaction> Store::begin() {
+  if (cache_->tx_open || sqlite3_get_autocommit(db_) == 0) {
+    return makeError(ErrorKind::Internal, "begin: a transaction is already open on this store",
+                     path_, "commit or drop the open Transaction first");
+  }
+  auto begun = cache_->exec(kBeginImmediate, "begin transaction");
+  if (!begun) return begun.error();
+  cache_->tx_open = true;
+  return Transaction(this);
+}
+
+Result<StoreSettings> Store::settings() {
+  StoreSettings out;
+  {
+    auto stmt = cache_->stmt(kJournalMode, "read journal_mode");
+    if (!stmt) return stmt.error();
+    auto row = stmt->stepRow();
+    if (!row) return row.error();
+    if (*row) out.journal_mode = stmt->colText(0);
+  }
+  auto read = [&](const char* sql, std::string_view op) -> Result<std::int64_t> {
+    auto stmt = cache_->stmt(sql, op);
+    if (!stmt) return stmt.error();
+    return scalar(*stmt);
+  };
+  auto synchronous = read(kSynchronous, "read synchronous");
+  if (!synchronous) return synchronous.error();
+  auto foreign_keys = read(kForeignKeys, "read foreign_keys");
+  if (!foreign_keys) return foreign_keys.error();
+  auto busy = read(kBusyTimeout, "read busy_timeout");
+  if (!busy) return busy.error();
+  out.synchronous = static_cast<int>(*synchronous);
+  out.foreign_keys = *foreign_keys != 0;
+  out.busy_timeout_ms = static_cast<int>(*busy);
+  return out;
+}
+
+Status Store::backupTo(const std::string& dest_path) {
+  namespace fs = std::filesystem;
+  if (cache_->tx_open || sqlite3_get_autocommit(db_) == 0) {
+    return makeError(ErrorKind::Internal, "backup: cannot run inside a transaction", path_);
+  }
+  std::error_code ec;
+  if (dest_path.empty()) return invalid(path_, "backup: no destination path given");
+  if (fs::exists(dest_path, ec)) {
+    return makeError(ErrorKind::Conflict, "backup: '" + dest_path + "' already exists", path_,
+                     "choose a new file name; a backup never overwrites a file");
+  }
+  {
+    auto stmt = cache_->stmt(kVacuumInto, "backup (VACUUM INTO)");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, dest_path);
+    if (auto copied = stmt->run(); !copied) return copied;
+  }
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(dest_path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  detail::DbHandle copy(raw);
+  if (rc != SQLITE_OK) return detail::sqlError(copy.get(), rc, "backup: open copy", dest_path);
+  auto checked = checkIntegrity(copy.get(), dest_path, kIntegrityCheck);
+  if (!checked) {
+    copy.reset();
+    fs::remove(dest_path, ec);
+    return checked;
+  }
+  return {};
+}
+
+// =============================================================================================
+// Sources, cursors, units, fetches
+
+Result<std::int64_t> Store::ensureSource(const std::string& name, const std::string& kind) {
+  if (name.empty() || kind.empty()) {
+    return invalid(path_, "ensureSource: a source needs a name and a kind");
+  }
+  return cache_->inWrite("ensureSource", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    {
+      auto find = cache_->stmt(kFindSource, "ensureSource");
+      if (!find) return find.error();
+      find->bindText(1, name);
+      auto row = find->stepRow();
+      if (!row) return row.error();
+      if (*row) {
+        if (colView(*find, 1) != kind) {
+          return makeError(ErrorKind::Conflict,
+                           "source '" + name + "' is recorded as kind '" + find->colText(1) +
+                               "' but configured as '" + kind + "'",
+                           path_,
+                           "facts and cursors belong to the recorded kind: give the new source "
+                           "a new name");
+        }
+        return find->colInt(0);
+      }
+    }
+    auto insert = cache_->stmt(kInsertSource, "ensureSource");
+    if (!insert) return insert.error();
+    insert->bindText(1, name);
+    insert->bindText(2, kind);
+    if (auto ran = insert->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Result<std::vector<SourceRow>> Store::sources() {
+  auto stmt = cache_->stmt(kListSources, "sources");
+  if (!stmt) return stmt.error();
+  return collect<SourceRow>(*stmt, [](const Stmt& s) {
+    return SourceRow{s.colInt(0), s.colText(1), s.colText(2), s.colText(3)};
+  });
+}
+
+Status Store::setCursor(std::int64_t source_id, const std::string& cursor) {
+  return cache_->inWrite("setCursor", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kSetCursor, "setCursor");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, source_id);
+    stmt->bindText(2, cursor);
+    if (auto ran = stmt->run(); !ran) return ran;
+    if (sqlite3_changes(db_) == 0) {
+      return notFound(path_, "setCursor: no source with id " + std::to_string(source_id));
+    }
+    return {};
+  });
+}
+
+Result<bool> Store::unitProcessed(std::int64_t source_id, const std::string& unit_key) {
+  auto stmt = cache_->stmt(kUnitProcessed, "unitProcessed");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  stmt->bindText(2, unit_key);
+  auto row = stmt->stepRow();
+  if (!row) return row.error();
+  return *row && stmt->colInt(0) != 0;
+}
+
+Status Store::recordUnit(std::int64_t source_id, const std::string& unit_key,
+                         const std::string& name, std::int64_t bytes, bool complete,
+                         const std::string& problem, Instant at, std::int64_t records) {
+  if (unit_key.empty()) return invalid(path_, "recordUnit: empty unit key");
+  return cache_->inWrite("recordUnit", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kRecordUnit, "recordUnit");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, source_id);
+    stmt->bindText(2, unit_key);
+    stmt->bindText(3, name);
+    stmt->bindInt(4, bytes);
+    stmt->bindBool(5, complete);
+    stmt->bindText(6, problem);
+    stmt->bindInstant(7, at);
+    stmt->bindInt(8, records);
+    return stmt->run();
+  });
+}
+
+Result<std::int64_t> Store::lastCompleteUnitRecords(std::int64_t source_id) {
+  auto stmt = cache_->stmt(kLastCompleteUnitRecords, "lastCompleteUnitRecords");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  return scalar(*stmt);
+}
+
+Result<std::int64_t> Store::recordFetch(const FetchRow& fetch) {
+  return cache_->inWrite("recordFetch", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    auto stmt = cache_->stmt(kInsertFetch, "recordFetch");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, fetch.source_id);
+    stmt->bindId(2, fetch.run_id);
+    stmt->bindInstant(3, fetch.started_at);
+    stmt->bindInstant(4, fetch.finished_at);
+    stmt->bindBool(5, fetch.complete);
+    stmt->bindText(6, fetch.problem);
+    stmt->bindInt(7, fetch.units_seen);
+    stmt->bindInt(8, fetch.units_skipped);
+    stmt->bindInt(9, fetch.records);
+    stmt->bindInt(10, fetch.quarantined);
+    if (auto ran = stmt->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Result<std::optional<FetchRow>> Store::lastFetch(std::int64_t source_id) {
+  auto stmt = cache_->stmt(kLastFetch, "lastFetch");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  auto row = stmt->stepRow();
+  if (!row) return row.error();
+  if (!*row) return std::optional<FetchRow>{};
+  FetchRow f;
+  f.id = stmt->colInt(0);
+  f.source_id = stmt->colInt(1);
+  f.run_id = stmt->colInt(2);
+  f.started_at = stmt->colInstant(3);
+  f.finished_at = stmt->colInstant(4);
+  f.complete = stmt->colInt(5) != 0;
+  f.problem = stmt->colText(6);
+  f.units_seen = stmt->colInt(7);
+  f.units_skipped = stmt->colInt(8);
+  f.records = stmt->colInt(9);
+  f.quarantined = stmt->colInt(10);
+  return std::optional<FetchRow>{std::move(f)};
+}
+
+// =============================================================================================
+// Persons
+
+Result<std::int64_t> Store::upsertPerson(const PersonRow& person) {
+  if (person.key.empty()) return invalid(path_, "upsertPerson: a person needs a key");
+  return cache_->inWrite("upsertPerson", Cache::Nested::Savepoint, [&]() -> Result<std::int64_t> {
+    std::optional<PersonRow> known;
+    {
+      auto find = cache_->stmt(kPersonByKey, "upsertPerson");
+      if (!find) return find.error();
+      find->bindText(1, person.key);
+      auto row = find->stepRow();
+      if (!row) return row.error();
+      if (*row) known = readPerson(*find);
+    }
+    if (!known && !person.employee_id.empty() && !person.email.empty()) {
+      auto find = cache_->stmt(kPersonKeyedByEmail, "upsertPerson");
+      if (!find) return find.error();
+      find->bindText(1, person.email);
+      auto row = find->stepRow();
+      if (!row) return row.error();
+      if (*row) known = readPerson(*find);
+    }
+    PersonRow merged = known ? *known : person;
+    if (known) {
+      merged.key = person.key;
+      auto keep = [](std::string& field, const std::string& incoming) {
+        if (!incoming.empty()) field = incoming;
+      };
+      keep(merged.employee_id, person.employee_id);
+      keep(merged.email, person.email);
+      keep(merged.display_name, person.display_name);
+      keep(merged.population, person.population);
+    }
+    const std::int64_t self = known ? known->id : 0;
+
+    // Each identifier belongs to one person: refuse before writing anything.
+    struct Identifier {
+      const char* kind;
+      const std::string* value;
+      std::int64_t owner = 0;
+    };
+    Identifier identifiers[] = {{"employee_id", &merged.employee_id}, {"email", &merged.email}};
+    for (Identifier& id : identifiers) {
+      if (id.value->empty()) continue;
+      auto owner = cache_->stmt(kIdentifierOwner, "upsertPerson");
+      if (!owner) return owner.error();
+      owner->bindLiteral(1, id.kind);
+      owner->bindText(2, *id.value);
+      auto row = owner->stepRow();
+      if (!row) return row.error();
+      if (!*row) continue;
+      id.owner = owner->colInt(0);
+      if (id.owner != self) {
+        return makeError(ErrorKind::Conflict,
+                         std::string(id.kind) + " '" + *id.value + "' belongs to person '" +
+                             owner->colText(1) + "', not to '" + person.key + "'",
+                         path_,
+                         "resolve the person first (findPerson) and upsert under that key, or "
+                         "fix the identity data in the source");
+      }
+    }
+
+    std::int64_t id = self;
+    if (!known) {
+      auto insert = cache_->stmt(kInsertPerson, "upsertPerson");
+      if (!insert) return insert.error();
+      const Instant first_seen =
+          person.first_seen == Instant{} ? person.updated_at : person.first_seen;
+      insert->bindText(1, merged.key);
+      insert->bindText(2, merged.employee_id);
+      insert->bindText(3, merged.email);
+      insert->bindText(4, merged.display_name);
+      insert->bindText(5, merged.population);
+      insert->bindInstant(6, first_seen);
+      insert->bindInstant(7, person.updated_at);
+      if (auto ran = insert->run(); !ran) return ran.error();
+      id = sqlite3_last_insert_rowid(db_);
+    } else if (merged.key != known->key || merged.employee_id != known->employee_id ||
+               merged.email != known->email || merged.display_name != known->display_name ||
+               merged.population != known->population) {
+      auto update = cache_->stmt(kUpdatePerson, "upsertPerson");
+      if (!update) return update.error();
+      update->bindInt(1, id);
+      update->bindText(2, merged.employee_id);
+      update->bindText(3, merged.email);
+      update->bindText(4, merged.display_name);
+      update->bindText(5, merged.population);
+      update->bindInstant(6, person.updated_at);
+      update->bindText(7, merged.key);
+      if (auto ran = update->run(); !ran) return ran.error();
+    }
+
+    for (const Identifier& ident : identifiers) {
+      if (ident.value->empty() || ident.owner == id) continue;
+      {
+        auto drop = cache_->stmt(kDropIdentifier, "upsertPerson");
+        if (!drop) return drop.error();
+        drop->bindInt(1, id);
+        drop->bindLiteral(2, ident.kind);
+        if (auto ran = drop->run(); !ran) return ran.error();
+      }
+      auto add = cache_->stmt(kAddIdentifier, "upsertPerson");
+      if (!add) return add.error();
+      add->bindLiteral(1, ident.kind);
+      add->bindText(2, *ident.value);
+      add->bindInt(3, id);
+      if (auto ran = add->run(); !ran) return ran.error();
+    }
+    return id;
+  });
+}
+
+Result<std::vector<PersonRow>> Store::persons() {
+  auto stmt = cache_->stmt(kListPersons, "persons");
+  if (!stmt) return stmt.error();
+  return collect<PersonRow>(*stmt, readPerson);
+}
+
+Result<std::optional<PersonRow>> Store::findPerson(const std::string& key_or_identifier) {
+  auto stmt = cache_->stmt(kFindPerson, "findPerson");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, key_or_identifier);
+  auto row = stmt->stepRow();
+  if (!row) return row.error();
+  if (!*row) return std::optional<PersonRow>{};
+  return std::optional<PersonRow>{readPerson(*stmt)};
+}
+
+// =============================================================================================
+// Facts
+
+Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
+  if (fact.source_id <= 0 || fact.external_id.empty()) {
+    return invalid(path_, "upsertFact: a fact needs a source id and an external id");
+  }
+  if (fact.lms_pass < -1 || fact.lms_pass > 1) {
+    return invalid(path_,
+                   "upsertFact: lms_pass must be -1, 0 or 1 (fact '" + fact.external_id + "')");
+  }
+  // U, T and P share one parameter layout; T binds only what it uses.
+  auto bind = [&](Stmt& stmt, bool all) {
+    stmt.bindInt(1, fact.source_id);
+    stmt.bindText(2, fact.external_id);
+    stmt.bindId(3, fact.person_id);
+    stmt.bindInstant(15, now);
+    if (!all) return;
+    stmt.bindText(4, fact.item);
+    stmt.bindText(5, fact.lms_item);
+    stmt.bindLiteral(6, kindText(fact.kind));
+    stmt.bindLiteral(7, statusText(fact.status));
+    stmt.bindInt(8, fact.lms_pass);
+    stmt.bindInt(9, fact.attempt);
+    stmt.bindDouble(10, fact.score);
+    stmt.bindDouble(11, fact.max_score);
+    stmt.bindInstant(12, fact.at);
+    stmt.bindInstant(13, fact.lms_expiry);
+    stmt.bindText(14, fact.location);
+  };
+  return cache_->inWrite("upsertFact", Cache::Nested::Join, [&]() -> Result<UpsertOutcome> {
+    {
+      auto upsert = cache_->stmt(kUpsertFact, "upsertFact");
+      if (!upsert) return upsert.error();
+      bind(*upsert, true);
+      // An upsert that updates leaves last_insert_rowid alone: zero it to tell the two apart.
+      sqlite3_set_last_insert_rowid(db_, 0);
+      if (auto ran = upsert->run(); !ran) return ran.error();
+      if (sqlite3_changes(db_) > 0) {
+        return sqlite3_last_insert_rowid(db_) != 0 ? UpsertOutcome::Inserted
+                                                   : UpsertOutcome::Updated;
+      }
+    }
+    {
+      auto touch = cache_->stmt(kTouchFact, "upsertFact");
+      if (!touch) return touch.error();
+      bind(*touch, false);
+      if (auto ran = touch->run(); !ran) return ran.error();
+      if (sqlite3_changes(db_) > 0) return UpsertOutcome::Unchanged;
+    }
+    auto rewrite = cache_->stmt(kRewriteFact, "upsertFact");
+    if (!rewrite) return rewrite.error();
+    bind(*rewrite, true);
+    if (auto ran = rewrite->run(); !ran) return ran.error();
+    return UpsertOutcome::Updated;
+  });
+}
+
+Status Store::forEachFact(const std::function<void(const FactRow&)>& fn) {
+  auto stmt = cache_->stmt(kAllFacts, "forEachFact");
+  if (!stmt) return stmt.error();
+  FactRow fact;
+  for (;;) {
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return {};
+    if (rc != SQLITE_ROW) return stmt->error(rc);
+    if (auto read = readFact(*stmt, fact, path_); !read) return read;
+    fn(fact);
+  }
+}
+
+Result<std::vector<FactRow>> Store::factsOf(std::int64_t person_id) {
+  auto stmt = cache_->stmt(kFactsOf, "factsOf");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, person_id);
+  std::vector<FactRow> facts;
+  for (;;) {
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return facts;
+    if (rc != SQLITE_ROW) return stmt->error(rc);
+    FactRow& fact = facts.emplace_back();
+    if (auto read = readFact(*stmt, fact, path_); !read) return read.error();
+  }
+}
+
+Result<std::int64_t> Store::countFacts() {
+  auto stmt = cache_->stmt(kCountFacts, "countFacts");
+  if (!stmt) return stmt.error();
+  return scalar(*stmt);
+}
+
+// =============================================================================================
+// Quarantine
+
+Status Store::addQuarantine(const QuarantineRow& row) {
+  if (row.reason.empty())
+    return invalid(path_, "addQuarantine: a quarantined record needs a reason");
+  return cache_->inWrite("addQuarantine", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kAddQuarantine, "addQuarantine");
+    if (!stmt) return stmt.error();
+    stmt->bindId(1, row.source_id);
+    stmt->bindText(2, row.external_id);
+    stmt->bindText(3, row.location);
+    stmt->bindText(4, row.reason);
+    stmt->bindText(5, row.raw);
+    stmt->bindInstant(6, row.at);
+    stmt->bindId(7, row.run_id);
+    return stmt->run();
+  });
+}
+
+Result<std::vector<QuarantineRow>> Store::quarantine(std::int64_t limit) {
+  auto stmt = cache_->stmt(kListQuarantine, "quarantine");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, limit);
+  return collect<QuarantineRow>(*stmt, [](const Stmt& s) {
+    QuarantineRow q;
+    q.id = s.colInt(0);
+    q.source_id = s.colInt(1);
+    q.source_name = s.colText(2);
+    q.external_id = s.colText(3);
+    q.location = s.colText(4);
+    q.reason = s.colText(5);
+    q.raw = s.colText(6);
+    q.at = s.colInstant(7);
+    q.run_id = s.colInt(8);
+    return q;
+  });
+}
+
+Result<std::int64_t> Store::countQuarantine() {
+  auto stmt = cache_->stmt(kCountQuarantine, "countQuarantine");
+  if (!stmt) return stmt.error();
+  return scalar(*stmt);
+}
+
+// =============================================================================================
+// Exceptions and approvals
+
+Result<std::int64_t> Store::insertException(const ExceptionRow& row) {
+  if (row.person_id <= 0 || row.track.empty() || row.requester.empty()) {
+    return invalid(path_, "insertException: an exception needs a person, a track and a requester");
+  }
+  if (row.ends_at < row.starts_at) {
+    return invalid(path_, "insertException: the exception ends (" + core::formatIso(row.ends_at) +
+                              ") before it starts (" + core::formatIso(row.starts_at) + ")");
+  }
+  static const std::string kEmptyJson = "{}";
+  return cache_->inWrite(
+      "insertException", Cache::Nested::Savepoint, [&]() -> Result<std::int64_t> {
+        std::int64_t id = 0;
+        {
+          auto stmt = cache_->stmt(kInsertException, "insertException");
+          if (!stmt) return stmt.error();
+          stmt->bindInt(1, row.person_id);
+          stmt->bindText(2, row.track);
+          stmt->bindText(3, row.requester);
+          stmt->bindInstant(4, row.requested_at);
+          stmt->bindInstant(5, row.starts_at);
+          stmt->bindInstant(6, row.ends_at);
+          stmt->bindText(7, row.justification_json.empty() ? kEmptyJson : row.justification_json);
+          stmt->bindInstant(8, row.revoked_at);
+          stmt->bindText(9, row.revoked_by);
+          if (auto ran = stmt->run(); !ran) return ran.error();
+          id = sqlite3_last_insert_rowid(db_);
+        }
+        for (ApprovalRow approval : row.approvals) {
+          approval.exception_id = id;
+          auto added = addApproval(approval);
+          if (!added) return added.error();
+        }
+        return id;
+      });
+}
+
+Result<std::int64_t> Store::addApproval(const ApprovalRow& row) {
+  if (row.approver.empty() || row.role.empty()) {
+    return invalid(path_, "addApproval: an approval needs an approver and a role");
+  }
+  return cache_->inWrite("addApproval", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    {
+      auto exists = cache_->stmt(kExceptionExists, "addApproval");
+      if (!exists) return exists.error();
+      exists->bindInt(1, row.exception_id);
+      auto found = exists->stepRow();
+      if (!found) return found.error();
+      if (!*found) {
+        return notFound(path_,
+                        "addApproval: no exception with id " + std::to_string(row.exception_id));
+      }
+    }
+    {
+      auto insert = cache_->stmt(kInsertApproval, "addApproval");
+      if (!insert) return insert.error();
+      insert->bindInt(1, row.exception_id);
+      insert->bindText(2, row.approver);
+      insert->bindText(3, row.role);
+      insert->bindInstant(4, row.at);
+      insert->bindText(5, row.comment);
+      if (auto ran = insert->run(); !ran) return ran.error();
+      if (sqlite3_changes(db_) > 0) return sqlite3_last_insert_rowid(db_);
+    }
+    auto find = cache_->stmt(kFindApproval, "addApproval");
+    if (!find) return find.error();
+    find->bindInt(1, row.exception_id);
+    find->bindText(2, row.approver);
+    find->bindText(3, row.role);
+    return scalar(*find);
+  });
+}
+
+Status Store::revokeException(std::int64_t id, const std::string& by, Instant at) {
+  return cache_->inWrite("revokeException", Cache::Nested::Join, [&]() -> Status {
+    {
+      auto stmt = cache_->stmt(kRevokeException, "revokeException");
+      if (!stmt) return stmt.error();
+      stmt->bindInt(1, id);
+      stmt->bindText(2, by);
+      stmt->bindInstant(3, at);
+      if (auto ran = stmt->run(); !ran) return ran;
+      if (sqlite3_changes(db_) > 0) return {};
+    }
+    auto exists = cache_->stmt(kExceptionExists, "revokeException");
+    if (!exists) return exists.error();
+    exists->bindInt(1, id);
+    auto found = exists->stepRow();
+    if (!found) return found.error();
+    if (!*found)
+      return notFound(path_, "revokeException: no exception with id " + std::to_string(id));
+    return {};
+  });
+}
+
+Result<std::vector<ExceptionRow>> Store::exceptions() {
+  auto snapshot = cache_->read("exceptions");
+  if (!snapshot) return snapshot.error();
+  std::vector<ExceptionRow> rows;
+  {
+    auto stmt = cache_->stmt(kListExceptions, "exceptions");
+    if (!stmt) return stmt.error();
+    auto read = collect<ExceptionRow>(*stmt, [](const Stmt& s) {
+      ExceptionRow e;
+      e.id = s.colInt(0);
+      e.person_id = s.colInt(1);
+      e.track = s.colText(2);
+      e.requester = s.colText(3);
+      e.requested_at = s.colInstant(4);
+      e.starts_at = s.colInstant(5);
+      e.ends_at = s.colInstant(6);
+      e.justification_json = s.colText(7);
+      e.revoked_at = s.colOptInstant(8);
+      e.revoked_by = s.colText(9);
+      return e;
+    });
+    if (!read) return read.error();
+    rows = std::move(*read);
+  }
+  std::unordered_map<std::int64_t, std::size_t> index;
+  for (std::size_t i = 0; i < rows.size(); ++i) index.emplace(rows[i].id, i);
+  auto stmt = cache_->stmt(kListApprovals, "exceptions");
+  if (!stmt) return stmt.error();
+  for (;;) {
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return stmt->error(rc);
+    ApprovalRow a{stmt->colInt(0),  stmt->colInt(1),     stmt->colText(2),
+                  stmt->colText(3), stmt->colInstant(4), stmt->colText(5)};
+    if (auto it = index.find(a.exception_id); it != index.end()) {
+      rows[it->second].approvals.push_back(std::move(a));
+    }
+  }
+  if (auto done = snapshot->commit(); !done) return done.error();
+  return rows;
+}
+
+// =============================================================================================
+// Grants and intents
+
+Result<std::int64_t> Store::recordGrant(const GrantRow& row) {
+  if (row.person_id <= 0 || row.track.empty() || row.target_kind.empty() || row.target.empty()) {
+    return invalid(path_,
+                   "recordGrant: a grant needs a person, a track, a target kind and a target");
+  }
+  return cache_->inWrite("recordGrant", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    if (!row.revoked_at) {
+      auto find = cache_->stmt(kFindActiveGrant, "recordGrant");
+      if (!find) return find.error();
+      find->bindInt(1, row.person_id);
+      find->bindText(2, row.track);
+      find->bindText(3, row.target_kind);
+      find->bindText(4, row.target);
+      auto found = find->stepRow();
+      if (!found) return found.error();
+      if (*found) {
+        if (colView(*find, 1) == row.external_ref) return find->colInt(0);
+        return makeError(ErrorKind::Conflict,
+                         "recordGrant: person " + std::to_string(row.person_id) +
+                             " already holds an active grant of " + row.target_kind + " '" +
+                             row.target + "' for track '" + row.track + "' (ref '" +
+                             find->colText(1) + "', not '" + row.external_ref + "')",
+                         path_, "revoke the recorded grant first (markGrantRevoked)");
+      }
+    }
+    auto insert = cache_->stmt(kInsertGrant, "recordGrant");
+    if (!insert) return insert.error();
+    insert->bindInt(1, row.person_id);
+    insert->bindText(2, row.track);
+    insert->bindText(3, row.target_kind);
+    insert->bindText(4, row.target);
+    insert->bindText(5, row.external_ref);
+    insert->bindInstant(6, row.granted_at);
+    insert->bindInstant(7, row.revoked_at);
+    if (auto ran = insert->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Status Store::markGrantRevoked(std::int64_t grant_id, Instant at) {
+  return cache_->inWrite("markGrantRevoked", Cache::Nested::Join, [&]() -> Status {
+    {
+      auto stmt = cache_->stmt(kRevokeGrant, "markGrantRevoked");
+      if (!stmt) return stmt.error();
+      stmt->bindInt(1, grant_id);
+      stmt->bindInstant(2, at);
+      if (auto ran = stmt->run(); !ran) return ran;
+      if (sqlite3_changes(db_) > 0) return {};
+    }
+    auto exists = cache_->stmt(kGrantExists, "markGrantRevoked");
+    if (!exists) return exists.error();
+    exists->bindInt(1, grant_id);
+    auto found = exists->stepRow();
+    if (!found) return found.error();
+    if (!*found) {
+      return notFound(path_, "markGrantRevoked: no grant with id " + std::to_string(grant_id));
+    }
+    return {};
+  });
+}
+
+Result<std::vector<GrantRow>> Store::activeGrants() {
+  auto stmt = cache_->stmt(kActiveGrants, "activeGrants");
+  if (!stmt) return stmt.error();
+  return collect<GrantRow>(*stmt, [](const Stmt& s) {
+    GrantRow g;
+    g.id = s.colInt(0);
+    g.person_id = s.colInt(1);
+    g.track = s.colText(2);
+    g.target_kind = s.colText(3);
+    g.target = s.colText(4);
+    g.external_ref = s.colText(5);
+    g.granted_at = s.colInstant(6);
+    g.revoked_at = s.colOptInstant(7);
+    return g;
+  });
+}
+
+Result<std::int64_t> Store::addIntent(const IntentRow& row) {
+  if (row.idempotency_key.empty() || row.kind.empty()) {
+    return invalid(path_, "addIntent: an intent needs a kind and an idempotency key");
+  }
+  static const std::string kPending = "pending";
+  static const std::string kEmptyJson = "{}";
+  const std::string& state = row.state.empty() ? kPending : row.state;
+  if (!validIntentState(state)) {
+    return invalid(path_, "addIntent: unknown intent state '" + row.state +
+                              "' (pending, done, failed, abandoned)");
+  }
+  return cache_->inWrite("addIntent", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    {
+      auto stmt = cache_->stmt(kInsertIntent, "addIntent");
+      if (!stmt) return stmt.error();
+      stmt->bindId(1, row.run_id);
+      stmt->bindText(2, row.kind);
+      stmt->bindText(3, row.target);
+      stmt->bindText(4, row.idempotency_key);
+      stmt->bindText(5, row.payload_json.empty() ? kEmptyJson : row.payload_json);
+      stmt->bindText(6, state);
+      stmt->bindText(7, row.outcome);
+      stmt->bindInstant(8, row.created_at);
+      stmt->bindInstant(9, row.updated_at == Instant{} ? row.created_at : row.updated_at);
+      stmt->bindInt(10, row.attempts);
+      const int rc = stmt->step();
+      if (rc == SQLITE_DONE) return sqlite3_last_insert_rowid(db_);
+      if (rc != SQLITE_CONSTRAINT_UNIQUE) return stmt->error(rc);
+    }
+    std::string existing;
+    auto find = cache_->stmt(kIntentByKey, "addIntent");
+    if (!find) return find.error();
+    find->bindText(1, row.idempotency_key);
+    if (auto found = find->stepRow(); found && *found) {
+      existing = " (intent " + std::to_string(find->colInt(0)) + ", " + find->colText(1) + ")";
+    }
+    return makeError(ErrorKind::Conflict,
+                     "addIntent: an intent with idempotency key '" + row.idempotency_key +
+                         "' already exists" + existing,
+                     path_, "adopt the existing intent instead of starting the side effect again");
+  });
+}
+
+Status Store::completeIntent(std::int64_t id, const std::string& state, const std::string& outcome,
+                             Instant at) {
+  if (!validIntentState(state)) {
+    return invalid(path_, "completeIntent: unknown intent state '" + state +
+                              "' (pending, done, failed, abandoned)");
+  }
+  return cache_->inWrite("completeIntent", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kCompleteIntent, "completeIntent");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, id);
+    stmt->bindText(2, state);
+    stmt->bindText(3, outcome);
+    stmt->bindInstant(4, at);
+    if (auto ran = stmt->run(); !ran) return ran;
+    if (sqlite3_changes(db_) == 0) {
+      return notFound(path_, "completeIntent: no intent with id " + std::to_string(id));
+    }
+    return {};
+  });
+}
+
+Result<std::vector<IntentRow>> Store::pendingIntents() {
+  auto stmt = cache_->stmt(kPendingIntents, "pendingIntents");
+  if (!stmt) return stmt.error();
+  return collect<IntentRow>(*stmt, [](const Stmt& s) {
+    IntentRow i;
+    i.id = s.colInt(0);
+    i.run_id = s.colInt(1);
+    i.kind = s.colText(2);
+    i.target = s.colText(3);
+    i.idempotency_key = s.colText(4);
+    i.payload_json = s.colText(5);
+    i.state = s.colText(6);
+    i.outcome = s.colText(7);
+    i.created_at = s.colInstant(8);
+    i.updated_at = s.colInstant(9);
+    i.attempts = static_cast<int>(s.colInt(10));
+    return i;
+  });
+}
+
+// =============================================================================================
+// Audit and runs
+
+Result<std::int64_t> Store::appendAudit(const AuditRow& row) {
+  if (row.actor.empty() || row.action.empty()) {
+    return invalid(path_, "appendAudit: an audit row needs an actor and an action");
+  }
+  static const std::string kEmptyJson = "{}";
+  return cache_->inWrite("appendAudit", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    auto stmt = cache_->stmt(kAppendAudit, "appendAudit");
+    if (!stmt) return stmt.error();
+    stmt->bindInstant(1, row.at);
+    stmt->bindText(2, row.actor);
+    stmt->bindText(3, row.action);
+    stmt->bindText(4, row.subject);
+    stmt->bindText(5, row.details_json.empty() ? kEmptyJson : row.details_json);
+    stmt->bindId(6, row.run_id);
+    if (auto ran = stmt->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Result<std::vector<AuditRow>> Store::audit(std::int64_t limit) {
+  auto stmt = cache_->stmt(kListAudit, "audit");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, limit);
+  return collect<AuditRow>(*stmt, [](const Stmt& s) {
+    return AuditRow{s.colInt(0),  s.colInstant(1), s.colText(2), s.colText(3),
+                    s.colText(4), s.colText(5),    s.colInt(6)};
+  });
+}
+
+Result<std::int64_t> Store::beginRun(const std::string& kind, Instant at) {
+  if (kind.empty()) return invalid(path_, "beginRun: a run needs a kind");
+  return cache_->inWrite("beginRun", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    auto stmt = cache_->stmt(kBeginRun, "beginRun");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, kind);
+    stmt->bindInstant(2, at);
+    if (auto ran = stmt->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Status Store::finishRun(std::int64_t run_id, const std::string& outcome,
+                        const std::string& summary_json, Instant at) {
+  if (outcome.empty() || outcome == "running") {
+    return invalid(path_, "finishRun: a finished run needs an outcome other than 'running'");
+  }
+  static const std::string kEmptyJson = "{}";
+  return cache_->inWrite("finishRun", Cache::Nested::Join, [&]() -> Status {
+    {
+      auto stmt = cache_->stmt(kFinishRun, "finishRun");
+      if (!stmt) return stmt.error();
+      stmt->bindInt(1, run_id);
+      stmt->bindText(2, outcome);
+      stmt->bindText(3, summary_json.empty() ? kEmptyJson : summary_json);
+      stmt->bindInstant(4, at);
+      if (auto ran = stmt->run(); !ran) return ran;
+      if (sqlite3_changes(db_) > 0) return {};
+    }
+    auto find = cache_->stmt(kRunOutcome, "finishRun");
+    if (!find) return find.error();
+    find->bindInt(1, run_id);
+    auto found = find->stepRow();
+    if (!found) return found.error();
+    if (!*found) return notFound(path_, "finishRun: no run with id " + std::to_string(run_id));
+    return makeError(
+        ErrorKind::Conflict,
+        "finishRun: run " + std::to_string(run_id) + " already finished (" + find->colText(0) + ")",
+        path_);
+  });
+}
+
+Result<std::vector<RunRow>> Store::runs(std::int64_t limit) {
+  auto stmt = cache_->stmt(kListRuns, "runs");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, limit);
+  return collect<RunRow>(*stmt, [](const Stmt& s) {
+    return RunRow{s.colInt(0),        s.colText(1), s.colInstant(2),
+                  s.colOptInstant(3), s.colText(4), s.colText(5)};
+  });
+}
+
+}  // namespace certgate::store

@@ -1,0 +1,148 @@
+// The CLI in-process: exit codes, error messages and machine output.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "cli/cli.hpp"
+
+namespace fs = std::filesystem;
+using certgate::ports::FixedClock;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run runCertgate(std::vector<std::string> args) {
+  std::vector<const char*> argv{"certgate"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  FixedClock clock(*certgate::core::parseIso("2026-11-25T12:00:00Z"));
+  const int code = certgate::cli::run(static_cast<int>(argv.size()), argv.data(), out, err, clock);
+  return {code, out.str(), err.str()};
+}
+
+// A scratch copy of the example configuration, so tests never touch the repository's files.
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("certgate-cli-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "config");
+    fs::create_directories(dir / "out/demo");
+    fs::copy(fs::path(CERTGATE_SOURCE_DIR) / "config/example", dir / "config/example",
+             fs::copy_options::recursive);
+    fs::copy(fs::path(CERTGATE_SOURCE_DIR) / "mappings", dir / "mappings", fs::copy_options::recursive);
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string config() const { return (dir / "config/example/certgate.yaml").string(); }
+  void write(const std::string& rel, const std::string& text) const {
+    std::ofstream(dir / rel) << text;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the example configuration validates with a summary", "[cli]") {
+  Scratch s;
+  auto r = runCertgate({"validate-config", "--config", s.config(), "--format", "json"});
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["ok"] == true);
+  CHECK(j["tracks"].size() == 3);
+  CHECK(j["sources"][0]["kind"] == "csv");
+  bool regions = false;
+  for (const auto& n : j["not_enforced"]) regions = regions || n["path"] == "scope.regionsAllowed";
+  CHECK(regions);
+}
+
+TEST_CASE("an invalid configuration exits 3 and names file, line and key", "[cli]") {
+  Scratch s;
+  s.write("config/example/tracks/employees.yaml",
+          "tracks:\n  - id: X\n    modules: [A]\n    recertifyDay: 365\n");
+  auto r = runCertgate({"validate-config", "--config", s.config()});
+  CHECK(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("employees.yaml:4"));
+  CHECK_THAT(r.err, Catch::Contains("recertifyDay"));
+  CHECK_THAT(r.err, Catch::Contains("recertifyDays"));
+}
+
+TEST_CASE("status before any ingest says how to fix it and exits 4", "[cli]") {
+  Scratch s;
+  auto r = runCertgate({"status", "--config", s.config()});
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Catch::Contains("certgate ingest"));
+}
+
+TEST_CASE("ingest, status and explain agree on the example data", "[cli][integration]") {
+  Scratch s;
+  auto ingest = runCertgate({"ingest", "--config", s.config(), "--format", "json"});
+  INFO(ingest.err);
+  REQUIRE(ingest.code == 0);
+  auto report = nlohmann::json::parse(ingest.out);
+  CHECK(report["complete"] == true);
+  CHECK(report["sources"][0]["quarantined"].get<int>() >= 3);
+
+  auto status = runCertgate({"status", "--config", s.config(), "--format", "json", "--state", "locked_out"});
+  REQUIRE(status.code == 0);
+  auto j = nlohmann::json::parse(status.out);
+  std::set<std::string> locked;
+  for (const auto& row : j["rows"]) locked.insert(row["key"].get<std::string>() + "/" + row["track"].get<std::string>());
+  CHECK(locked == std::set<std::string>{"E1005/AI_SAFETY_EMPLOYEE", "C2002/GENAI_AUTOMATION_PARTNER",
+                                        "C2006/GENAI_USER_PARTNER"});
+
+  auto explain = runCertgate({"explain", "--config", s.config(), "--format", "json", "E1009"});
+  REQUIRE(explain.code == 0);
+  auto e = nlohmann::json::parse(explain.out);
+  nlohmann::json track;
+  for (const auto& t : e["tracks"])
+    if (t["track"] == "AI_SAFETY_EMPLOYEE") track = t;
+  REQUIRE(track.is_object());
+  CHECK(track["track"] == "AI_SAFETY_EMPLOYEE");
+  CHECK(track["state"] == "certified");
+  bool exact_minimum = false;
+  for (const auto& ev : track["evidence"])
+    if (ev["finding"] == "quiz_passed") exact_minimum = ev["value"] == 75.0 && ev["limit"] == 75.0;
+  CHECK(exact_minimum);
+
+  auto soon = runCertgate({"status", "--config", s.config(), "--format", "csv", "--expiring-within", "30d"});
+  REQUIRE(soon.code == 0);
+  CHECK_THAT(soon.out, Catch::Contains("E1002"));   // expires 2026-12-10
+  CHECK_THAT(soon.out, Catch::Contains("E1003"));   // grace ends 2026-12-04
+  CHECK_THAT(soon.out, !Catch::Contains("E1001"));  // valid until 2027-06-10
+}
+
+TEST_CASE("a truncated export marks the source incomplete: exit 5", "[cli][integration]") {
+  Scratch s;
+  s.write("config/example/exports/zz-truncated.csv",
+          "Employee ID,Email,Full name,Course ID,Completed,Score,Max,Attempt,Status\r\n"
+          "E1007,gus.gray@example.org,Gus Gray,mdl-course-110,\"20/11/2026 10:00");
+  auto r = runCertgate({"ingest", "--config", s.config()});
+  CHECK(r.code == 5);
+  CHECK_THAT(r.out, Catch::Contains("INCOMPLETE"));
+  CHECK_THAT(r.out, Catch::Contains("zz-truncated.csv"));
+  // Still incomplete on the next run while the broken file is there.
+  auto again = runCertgate({"ingest", "--config", s.config()});
+  CHECK(again.code == 5);
+}
+
+TEST_CASE("usage errors exit 2 with a reason", "[cli]") {
+  CHECK(runCertgate({"status", "--now", "yesterday"}).code == 2);
+  CHECK(runCertgate({"status", "--state", "happy", "--config", "/nonexistent.yaml"}).code == 2);
+  auto r = runCertgate({"frobnicate"});
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("connectors describe lists the csv keys", "[cli]") {
+  auto r = runCertgate({"connectors", "describe", "csv"});
+  REQUIRE(r.code == 0);
+  for (const char* key : {"directory", "columns", "date_format", "time_zone", "score_scale", "min_rows"})
+    CHECK_THAT(r.out, Catch::Contains(key));
+}

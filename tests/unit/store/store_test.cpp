@@ -1,0 +1,805 @@
+// Repositories of the state store: facts, persons, transactions, ledgers, intents, audit, runs.
+
+#include <algorithm>
+#include <future>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store_test_support.hpp"
+
+namespace certgate::store {
+namespace {
+
+using core::ErrorKind;
+using namespace testing;
+
+const core::Instant kNow = at(1'700'000'000);
+
+struct Fixture {
+  TempDir dir;
+  std::string path = dir.file("state.db");
+  std::unique_ptr<Store> store = openOk(path);
+  std::int64_t source = valueOf(store->ensureSource("lms", "csv"));
+};
+
+// ---------------------------------------------------------------------------------------------
+// Facts
+
+TEST_CASE("Delivering the same fact twice reports Unchanged and keeps one row", "[unit][store]") {
+  Fixture f;
+  const auto fact = makeFact(f.source, "attempt-1", 0, 1000);
+  CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Inserted);
+  CHECK(valueOf(f.store->upsertFact(fact, kNow + core::Seconds{60})) == UpsertOutcome::Unchanged);
+  CHECK(valueOf(f.store->countFacts()) == 1);
+
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT first_seen FROM facts") == 1'700'000'000);
+  CHECK(raw.integer("SELECT last_seen FROM facts") == 1'700'000'060);
+  // An older delivery time never moves last_seen back.
+  CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Unchanged);
+  CHECK(raw.integer("SELECT last_seen FROM facts") == 1'700'000'060);
+}
+
+TEST_CASE("A fact read again from another location is Unchanged", "[unit][store]") {
+  Fixture f;
+  auto fact = makeFact(f.source, "attempt-1", 0, 1000);
+  valueOf(f.store->upsertFact(fact, kNow));
+  fact.location = "export-2.csv:17";
+  CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Unchanged);
+}
+
+TEST_CASE("A changed score reports Updated and keeps first_seen", "[unit][store]") {
+  Fixture f;
+  auto fact = makeFact(f.source, "attempt-1", 0, 1000, 55);
+  valueOf(f.store->upsertFact(fact, kNow));
+  fact.score = 91;
+  fact.location = "export-2.csv:3";
+  CHECK(valueOf(f.store->upsertFact(fact, kNow + core::Seconds{3600})) == UpsertOutcome::Updated);
+  CHECK(valueOf(f.store->countFacts()) == 1);
+
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT score FROM facts") == 91);
+  CHECK(raw.text("SELECT location FROM facts") == "export-2.csv:3");
+  CHECK(raw.integer("SELECT first_seen FROM facts") == 1'700'000'000);
+  CHECK(raw.integer("SELECT last_seen FROM facts") == 1'700'003'600);
+}
+
+TEST_CASE("Every column that matters turns a repeat into an update", "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  const auto base = makeFact(f.source, "x", 0, 1000);
+  struct Case {
+    const char* reason;
+    void (*change)(FactRow&, std::int64_t person);
+  };
+  const Case cases[] = {
+      {"person resolved", [](FactRow& r, std::int64_t p) { r.person_id = p; }},
+      {"item remapped", [](FactRow& r, std::int64_t) { r.item = "other"; }},
+      {"lms item renamed", [](FactRow& r, std::int64_t) { r.lms_item = "other"; }},
+      {"kind", [](FactRow& r, std::int64_t) { r.kind = core::FactKind::Completion; }},
+      {"status", [](FactRow& r, std::int64_t) { r.status = core::FactStatus::Failed; }},
+      {"lms pass flag", [](FactRow& r, std::int64_t) { r.lms_pass = 0; }},
+      {"attempt number", [](FactRow& r, std::int64_t) { r.attempt = 2; }},
+      {"score became unknown", [](FactRow& r, std::int64_t) { r.score = core::kNoScore; }},
+      {"max score", [](FactRow& r, std::int64_t) { r.max_score = 50; }},
+      {"date corrected", [](FactRow& r, std::int64_t) { r.at = at(999); }},
+      {"lms expiry set", [](FactRow& r, std::int64_t) { r.lms_expiry = at(5000); }},
+  };
+  for (const auto& c : cases) {
+    INFO(c.reason);
+    FactRow fact = base;
+    fact.external_id = c.reason;
+    CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Inserted);
+    c.change(fact, person);
+    CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Updated);
+    CHECK(valueOf(f.store->upsertFact(fact, kNow)) == UpsertOutcome::Unchanged);
+  }
+}
+
+TEST_CASE("A late fact dated before the known ones is inserted", "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  valueOf(f.store->upsertFact(makeFact(f.source, "new", person, 5000), kNow));
+  CHECK(valueOf(f.store->upsertFact(makeFact(f.source, "old", person, 100), kNow)) ==
+        UpsertOutcome::Inserted);
+  const auto facts = valueOf(f.store->factsOf(person));
+  REQUIRE(facts.size() == 2);
+  CHECK(facts[0].external_id == "old");
+  CHECK(facts[1].external_id == "new");
+}
+
+TEST_CASE("A fact keeps its values through the store, NaN and missing expiry as NULL",
+          "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  auto with_expiry = makeFact(f.source, "a", person, 1000, 73.5);
+  with_expiry.lms_expiry = at(90000);
+  with_expiry.kind = core::FactKind::AttemptReset;
+  with_expiry.status = core::FactStatus::Unknown;
+  with_expiry.lms_pass = -1;
+  with_expiry.attempt = 65535;
+  auto no_score = makeFact(f.source, "b", person, 2000, core::kNoScore);
+  no_score.max_score = core::kNoScore;
+  valueOf(f.store->upsertFact(with_expiry, kNow));
+  valueOf(f.store->upsertFact(no_score, kNow));
+
+  const auto facts = valueOf(f.store->factsOf(person));
+  REQUIRE(facts.size() == 2);
+  const FactRow& a = facts[0];
+  CHECK(a.id > 0);
+  CHECK(a.source_id == f.source);
+  CHECK(a.person_id == person);
+  CHECK(a.item == with_expiry.item);
+  CHECK(a.lms_item == with_expiry.lms_item);
+  CHECK(a.kind == core::FactKind::AttemptReset);
+  CHECK(a.status == core::FactStatus::Unknown);
+  CHECK(a.lms_pass == -1);
+  CHECK(a.attempt == 65535);
+  CHECK(a.score == 73.5);
+  CHECK(a.max_score == 100);
+  CHECK(a.at == at(1000));
+  CHECK(a.lms_expiry == at(90000));
+  CHECK(a.location == with_expiry.location);
+  CHECK(a.first_seen == kNow);
+  CHECK(a.last_seen == kNow);
+  CHECK(std::isnan(facts[1].score));
+  CHECK(std::isnan(facts[1].max_score));
+  CHECK_FALSE(facts[1].lms_expiry.has_value());
+
+  RawDb raw(f.path);
+  CHECK(raw.isNull("SELECT score FROM facts WHERE external_id = 'b'"));
+  CHECK(raw.isNull("SELECT lms_expiry FROM facts WHERE external_id = 'b'"));
+  CHECK(raw.text("SELECT kind || '/' || status FROM facts WHERE external_id = 'a'") ==
+        "attempt_reset/unknown");
+}
+
+TEST_CASE("A fact without a source or external id is invalid", "[unit][store]") {
+  Fixture f;
+  auto no_id = makeFact(f.source, "", 0, 1000);
+  auto result = f.store->upsertFact(no_id, kNow);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().kind == ErrorKind::Invalid);
+}
+
+TEST_CASE("forEachFact streams every fact ordered by person then time", "[unit][store]") {
+  Fixture f;
+  const auto p1 = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  const auto p2 = valueOf(f.store->upsertPerson(makePerson("e2", "e2", "")));
+  // Inserted out of order, with a tie on `at`.
+  valueOf(f.store->upsertFact(makeFact(f.source, "p2-late", p2, 900), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "p1-late", p1, 800), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "unresolved", 0, 999), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "p2-early", p2, 100), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "p1-early", p1, 100), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "p1-tie", p1, 800), kNow));
+
+  std::vector<std::string> seen;
+  requireOk(f.store->forEachFact([&](const FactRow& fact) { seen.push_back(fact.external_id); }));
+  CHECK(seen == std::vector<std::string>{"unresolved", "p1-early", "p1-late", "p1-tie", "p2-early",
+                                         "p2-late"});
+
+  // The order comes from the index, not from a sort of the whole table (O(1) memory).
+  RawDb raw(f.path);
+  const auto plan =
+      raw.joined("EXPLAIN QUERY PLAN SELECT * FROM facts ORDER BY person_id, at, id", 3);
+  INFO(plan);
+  CHECK(plan.find("facts_by_person_at") != std::string::npos);
+  CHECK(plan.find("TEMP B-TREE") == std::string::npos);
+}
+
+TEST_CASE("The store can be read from inside a forEachFact callback", "[unit][store]") {
+  Fixture f;
+  const auto p1 = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  valueOf(f.store->upsertFact(makeFact(f.source, "a", p1, 1), kNow));
+  valueOf(f.store->upsertFact(makeFact(f.source, "b", p1, 2), kNow));
+  int outer = 0;
+  int inner = 0;
+  requireOk(f.store->forEachFact([&](const FactRow& fact) {
+    ++outer;
+    CHECK(valueOf(f.store->factsOf(fact.person_id)).size() == 2);
+    requireOk(f.store->forEachFact([&](const FactRow&) { ++inner; }));
+  }));
+  CHECK(outer == 2);
+  CHECK(inner == 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions and concurrency
+
+TEST_CASE("A transaction rolls back when destroyed without commit", "[unit][store]") {
+  Fixture f;
+  {
+    auto tx = valueOf(f.store->begin());
+    valueOf(f.store->upsertFact(makeFact(f.source, "a", 0, 1), kNow));
+    valueOf(f.store->beginRun("ingest", kNow));
+    CHECK(valueOf(f.store->countFacts()) == 1);
+  }
+  CHECK(valueOf(f.store->countFacts()) == 0);
+  CHECK(valueOf(f.store->runs()).empty());
+}
+
+TEST_CASE("A committed transaction persists across a reopen", "[unit][store]") {
+  Fixture f;
+  {
+    auto tx = valueOf(f.store->begin());
+    valueOf(f.store->upsertFact(makeFact(f.source, "a", 0, 1), kNow));
+    requireOk(tx.commit());
+    auto twice = tx.commit();
+    REQUIRE_FALSE(twice.ok());
+    CHECK(twice.error().kind == ErrorKind::Internal);
+  }
+  f.store.reset();
+  auto reopened = openOk(f.path);
+  CHECK(valueOf(reopened->countFacts()) == 1);
+}
+
+TEST_CASE("A moved transaction is committed or rolled back exactly once", "[unit][store]") {
+  Fixture f;
+  {
+    auto first = valueOf(f.store->begin());
+    Transaction moved(std::move(first));
+    valueOf(f.store->upsertFact(makeFact(f.source, "a", 0, 1), kNow));
+    CHECK_FALSE(first.commit().ok());  // NOLINT(bugprone-use-after-move): the point of the test
+    requireOk(moved.commit());
+  }
+  CHECK(valueOf(f.store->countFacts()) == 1);
+}
+
+TEST_CASE("A second begin inside an open transaction is refused", "[unit][store]") {
+  Fixture f;
+  auto tx = valueOf(f.store->begin());
+  auto nested = f.store->begin();
+  REQUIRE_FALSE(nested.ok());
+  CHECK(nested.error().kind == ErrorKind::Internal);
+  requireOk(tx.commit());
+  auto next = f.store->begin();
+  CHECK(next.ok());
+}
+
+TEST_CASE("While one connection writes, another's write gets Transient instead of corrupting",
+          "[unit][store]") {
+  Fixture f;
+  auto other = openOk(f.path, OpenOptions{false, 50});
+  {
+    auto tx = valueOf(f.store->begin());
+    valueOf(f.store->upsertFact(makeFact(f.source, "mine", 0, 1), kNow));
+
+    auto blocked = other->upsertFact(makeFact(f.source, "theirs", 0, 2), kNow);
+    REQUIRE_FALSE(blocked.ok());
+    CHECK(blocked.error().kind == ErrorKind::Transient);
+    auto blocked_tx = other->begin();
+    REQUIRE_FALSE(blocked_tx.ok());
+    CHECK(blocked_tx.error().kind == ErrorKind::Transient);
+    // Readers are not blocked by the writer (WAL) and see the last committed state.
+    CHECK(valueOf(other->countFacts()) == 0);
+    requireOk(tx.commit());
+  }
+  CHECK(valueOf(other->upsertFact(makeFact(f.source, "theirs", 0, 2), kNow)) ==
+        UpsertOutcome::Inserted);
+  CHECK(valueOf(f.store->countFacts()) == 2);
+  other.reset();
+  f.store.reset();
+  RawDb raw(f.path);
+  CHECK(raw.text("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("A second writer with a busy timeout waits for the first to commit", "[unit][store]") {
+  Fixture f;
+  auto other = openOk(f.path, OpenOptions{false, 20000});
+  auto tx = valueOf(f.store->begin());
+  valueOf(f.store->upsertFact(makeFact(f.source, "mine", 0, 1), kNow));
+  std::promise<void> started;
+  auto waiting = std::async(std::launch::async, [&] {
+    started.set_value();
+    return other->upsertFact(makeFact(f.source, "theirs", 0, 2), kNow);
+  });
+  started.get_future().wait();
+  requireOk(tx.commit());
+  CHECK(valueOf(waiting.get()) == UpsertOutcome::Inserted);
+  CHECK(valueOf(f.store->countFacts()) == 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persons
+
+TEST_CASE("Upserting a person with empty fields does not blank the known ones", "[unit][store]") {
+  Fixture f;
+  const auto id = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "ann@example.com", 100)));
+  PersonRow sparse;
+  sparse.key = "e1";
+  sparse.updated_at = at(200);
+  CHECK(valueOf(f.store->upsertPerson(sparse)) == id);
+
+  auto found = valueOf(f.store->findPerson("e1"));
+  REQUIRE(found);
+  CHECK(found->employee_id == "e1");
+  CHECK(found->email == "ann@example.com");
+  CHECK(found->display_name == "Person e1");
+  CHECK(found->population == "engineering");
+  CHECK(found->first_seen == at(100));
+  CHECK(found->updated_at == at(100));  // nothing changed
+
+  PersonRow renamed = sparse;
+  renamed.display_name = "Ann Lee";
+  renamed.updated_at = at(300);
+  CHECK(valueOf(f.store->upsertPerson(renamed)) == id);
+  found = valueOf(f.store->findPerson("e1"));
+  REQUIRE(found);
+  CHECK(found->display_name == "Ann Lee");
+  CHECK(found->email == "ann@example.com");
+  CHECK(found->first_seen == at(100));
+  CHECK(found->updated_at == at(300));
+  CHECK(valueOf(f.store->persons()).size() == 1);
+}
+
+TEST_CASE("findPerson finds a person by key, employee id or email", "[unit][store]") {
+  Fixture f;
+  const auto id = valueOf(f.store->upsertPerson(makePerson("k-1", "E-100", "bob@example.com")));
+  valueOf(f.store->upsertPerson(makePerson("k-2", "E-200", "eve@example.com")));
+  for (const char* query : {"k-1", "E-100", "bob@example.com"}) {
+    INFO(query);
+    auto found = valueOf(f.store->findPerson(query));
+    REQUIRE(found);
+    CHECK(found->id == id);
+    CHECK(found->key == "k-1");
+  }
+  CHECK_FALSE(valueOf(f.store->findPerson("nobody@example.com")).has_value());
+
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT count(*) FROM person_identifiers WHERE person_id = " +
+                    std::to_string(id)) == 2);
+}
+
+TEST_CASE("A changed email replaces the old identifier", "[unit][store]") {
+  Fixture f;
+  auto person = makePerson("e1", "e1", "old@example.com");
+  const auto id = valueOf(f.store->upsertPerson(person));
+  person.email = "new@example.com";
+  valueOf(f.store->upsertPerson(person));
+  CHECK_FALSE(valueOf(f.store->findPerson("old@example.com")).has_value());
+  auto found = valueOf(f.store->findPerson("new@example.com"));
+  REQUIRE(found);
+  CHECK(found->id == id);
+  // The old address is free for someone else now.
+  CHECK(f.store->upsertPerson(makePerson("e2", "e2", "old@example.com")).ok());
+}
+
+TEST_CASE("A person first known by email is re-keyed when the employee id becomes known",
+          "[unit][store]") {
+  Fixture f;
+  const auto id =
+      valueOf(f.store->upsertPerson(makePerson("ann@example.com", "", "ann@example.com")));
+  valueOf(f.store->upsertFact(makeFact(f.source, "a1", id, 1000), kNow));
+
+  CHECK(valueOf(f.store->upsertPerson(makePerson("E-1", "E-1", "ann@example.com", 2000))) == id);
+  const auto persons = valueOf(f.store->persons());
+  REQUIRE(persons.size() == 1);
+  CHECK(persons[0].key == "E-1");
+  CHECK(persons[0].employee_id == "E-1");
+  CHECK(persons[0].first_seen == at(1'700'000'000));
+  for (const char* query : {"E-1", "ann@example.com"}) {
+    auto found = valueOf(f.store->findPerson(query));
+    REQUIRE(found);
+    CHECK(found->id == id);
+  }
+  CHECK(valueOf(f.store->factsOf(id)).size() == 1);
+
+  // Someone else claiming that email with another employee id is still a conflict.
+  auto clash = f.store->upsertPerson(makePerson("E-2", "E-2", "ann@example.com"));
+  REQUIRE_FALSE(clash.ok());
+  CHECK(clash.error().kind == ErrorKind::Conflict);
+}
+
+TEST_CASE("An identifier that belongs to another person is a Conflict and writes nothing",
+          "[unit][store]") {
+  Fixture f;
+  valueOf(f.store->upsertPerson(makePerson("e1", "e1", "shared@example.com")));
+  auto clash = f.store->upsertPerson(makePerson("e2", "e2", "shared@example.com"));
+  REQUIRE_FALSE(clash.ok());
+  CHECK(clash.error().kind == ErrorKind::Conflict);
+  CHECK(clash.error().describe().find("shared@example.com") != std::string::npos);
+  CHECK(valueOf(f.store->persons()).size() == 1);
+  CHECK_FALSE(valueOf(f.store->findPerson("e2")).has_value());
+}
+
+TEST_CASE("A failed write inside a transaction leaves the transaction usable", "[unit][store]") {
+  Fixture f;
+  {
+    auto tx = valueOf(f.store->begin());
+    valueOf(f.store->upsertPerson(makePerson("e1", "e1", "shared@example.com")));
+    auto clash = f.store->upsertPerson(makePerson("e2", "e2", "shared@example.com"));
+    REQUIRE_FALSE(clash.ok());
+    valueOf(f.store->upsertPerson(makePerson("e3", "e3", "")));
+    requireOk(tx.commit());
+  }
+  const auto persons = valueOf(f.store->persons());
+  REQUIRE(persons.size() == 2);
+  CHECK(persons[0].key == "e1");
+  CHECK(persons[1].key == "e3");
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT count(*) FROM person_identifiers") == 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources, units, fetches
+
+TEST_CASE("ensureSource is idempotent and refuses a changed kind", "[unit][store]") {
+  Fixture f;
+  CHECK(valueOf(f.store->ensureSource("lms", "csv")) == f.source);
+  auto changed = f.store->ensureSource("lms", "moodle");
+  REQUIRE_FALSE(changed.ok());
+  CHECK(changed.error().kind == ErrorKind::Conflict);
+  const auto other = valueOf(f.store->ensureSource("moodle-prod", "moodle"));
+  CHECK(other != f.source);
+
+  requireOk(f.store->setCursor(other, "2024-05-01T00:00:00Z"));
+  const auto sources = valueOf(f.store->sources());
+  REQUIRE(sources.size() == 2);
+  CHECK(sources[0].name == "lms");
+  CHECK(sources[0].cursor.empty());
+  CHECK(sources[1].kind == "moodle");
+  CHECK(sources[1].cursor == "2024-05-01T00:00:00Z");
+  auto missing = f.store->setCursor(999, "x");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+}
+
+TEST_CASE("The unit ledger marks a unit processed once it was read completely", "[unit][store]") {
+  Fixture f;
+  const auto other = valueOf(f.store->ensureSource("lms-2", "csv"));
+  CHECK_FALSE(valueOf(f.store->unitProcessed(f.source, "sha256:aa")));
+  requireOk(f.store->recordUnit(f.source, "sha256:aa", "a.csv", 10, false, "truncated", kNow));
+  CHECK_FALSE(valueOf(f.store->unitProcessed(f.source, "sha256:aa")));  // read it again
+  requireOk(f.store->recordUnit(f.source, "sha256:aa", "a.csv", 12, true, "", kNow));
+  CHECK(valueOf(f.store->unitProcessed(f.source, "sha256:aa")));
+  // A complete record is final.
+  requireOk(f.store->recordUnit(f.source, "sha256:aa", "a.csv", 12, false, "late", kNow));
+  CHECK(valueOf(f.store->unitProcessed(f.source, "sha256:aa")));
+  CHECK_FALSE(valueOf(f.store->unitProcessed(other, "sha256:aa")));
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT count(*) FROM source_units") == 1);
+  CHECK(raw.text("SELECT problem FROM source_units") == "");
+}
+
+TEST_CASE("The last complete unit's record count is the baseline for the collapse guard",
+          "[unit][store]") {
+  Fixture f;
+  const auto other = valueOf(f.store->ensureSource("lms-2", "csv"));
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(f.source)) == 0);
+  requireOk(f.store->recordUnit(f.source, "h-a", "a.csv", 1, true, "", at(100), 500));
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(f.source)) == 500);
+  requireOk(f.store->recordUnit(f.source, "h-b", "b.csv", 1, false, "collapsed", at(200), 20));
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(f.source)) == 500);  // incomplete: ignored
+  requireOk(f.store->recordUnit(f.source, "h-c", "c.csv", 1, true, "", at(300), 480));
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(f.source)) == 480);
+  // b.csv read again completely later: the most recently recorded complete unit now.
+  requireOk(f.store->recordUnit(f.source, "h-b", "b.csv", 1, true, "", at(400), 510));
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(f.source)) == 510);
+  CHECK(valueOf(f.store->lastCompleteUnitRecords(other)) == 0);
+}
+
+TEST_CASE("lastFetch returns the latest fetch of that source", "[unit][store]") {
+  Fixture f;
+  const auto other = valueOf(f.store->ensureSource("lms-2", "csv"));
+  CHECK_FALSE(valueOf(f.store->lastFetch(f.source)).has_value());
+  const auto run = valueOf(f.store->beginRun("ingest", kNow));
+
+  FetchRow good;
+  good.source_id = f.source;
+  good.started_at = at(100);
+  good.finished_at = at(110);
+  good.complete = true;
+  good.records = 500;
+  valueOf(f.store->recordFetch(good));
+
+  FetchRow partial;
+  partial.source_id = f.source;
+  partial.run_id = run;
+  partial.started_at = at(200);
+  partial.finished_at = at(230);
+  partial.complete = false;
+  partial.problem = "page 3 returned 500";
+  partial.units_seen = 3;
+  partial.units_skipped = 1;
+  partial.records = 120;
+  partial.quarantined = 2;
+  const auto id = valueOf(f.store->recordFetch(partial));
+
+  FetchRow elsewhere = good;
+  elsewhere.source_id = other;
+  valueOf(f.store->recordFetch(elsewhere));
+
+  const auto last = valueOf(f.store->lastFetch(f.source));
+  REQUIRE(last);
+  CHECK(last->id == id);
+  CHECK(last->run_id == run);
+  CHECK(last->started_at == at(200));
+  CHECK(last->finished_at == at(230));
+  CHECK_FALSE(last->complete);
+  CHECK(last->problem == "page 3 returned 500");
+  CHECK(last->units_seen == 3);
+  CHECK(last->units_skipped == 1);
+  CHECK(last->records == 120);
+  CHECK(last->quarantined == 2);
+  CHECK(valueOf(f.store->lastFetch(other))->complete);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quarantine
+
+TEST_CASE("Quarantine lists the latest first with source names and counts a repeat once",
+          "[unit][store]") {
+  Fixture f;
+  QuarantineRow bad_score;
+  bad_score.source_id = f.source;
+  bad_score.external_id = "attempt-9";
+  bad_score.location = "a.csv:9";
+  bad_score.reason = "score 120 above max 100";
+  bad_score.raw = "e9,quiz,120,100";
+  bad_score.at = at(100);
+  requireOk(f.store->addQuarantine(bad_score));
+
+  QuarantineRow no_source;
+  no_source.reason = "fact dated in the future";
+  no_source.at = at(200);
+  requireOk(f.store->addQuarantine(no_source));
+
+  bad_score.at = at(300);  // delivered again
+  bad_score.location = "b.csv:4";
+  requireOk(f.store->addQuarantine(bad_score));
+
+  CHECK(valueOf(f.store->countQuarantine()) == 2);
+  const auto rows = valueOf(f.store->quarantine());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].external_id == "attempt-9");
+  CHECK(rows[0].source_name == "lms");
+  CHECK(rows[0].location == "b.csv:4");
+  CHECK(rows[0].raw == "e9,quiz,120,100");
+  CHECK(rows[0].at == at(300));
+  CHECK(rows[1].source_id == 0);
+  CHECK(rows[1].source_name.empty());
+  CHECK(valueOf(f.store->quarantine(1)).size() == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exceptions and approvals
+
+TEST_CASE("Exceptions round-trip with their approvals", "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  ExceptionRow row;
+  row.person_id = person;
+  row.track = "ai-basics";
+  row.requester = "manager@example.com";
+  row.requested_at = at(100);
+  row.starts_at = at(100);
+  row.ends_at = at(100 + 14 * 86400);
+  row.justification_json = R"({"ticket":"SEC-1"})";
+  row.approvals.push_back(ApprovalRow{0, 0, "ciso@example.com", "security", at(150), "ok"});
+  const auto id = valueOf(f.store->insertException(row));
+
+  const auto second = valueOf(
+      f.store->addApproval(ApprovalRow{0, id, "lead@example.com", "manager", at(120), "fine"}));
+  CHECK(valueOf(f.store->addApproval(
+            ApprovalRow{0, id, "lead@example.com", "manager", at(130), "again"})) == second);
+
+  requireOk(f.store->revokeException(id, "ciso@example.com", at(500)));
+  requireOk(f.store->revokeException(id, "someone-else", at(600)));
+
+  const auto all = valueOf(f.store->exceptions());
+  REQUIRE(all.size() == 1);
+  const auto& e = all[0];
+  CHECK(e.id == id);
+  CHECK(e.person_id == person);
+  CHECK(e.track == "ai-basics");
+  CHECK(e.requester == "manager@example.com");
+  CHECK(e.starts_at == at(100));
+  CHECK(e.ends_at == at(100 + 14 * 86400));
+  CHECK(e.justification_json == R"({"ticket":"SEC-1"})");
+  CHECK(e.revoked_at == at(500));
+  CHECK(e.revoked_by == "ciso@example.com");
+  REQUIRE(e.approvals.size() == 2);
+  CHECK(e.approvals[0].approver == "lead@example.com");  // ordered by time
+  CHECK(e.approvals[0].comment == "fine");
+  CHECK(e.approvals[1].role == "security");
+  CHECK(e.approvals[1].exception_id == id);
+}
+
+TEST_CASE("Approving or revoking an unknown exception is NotFound", "[unit][store]") {
+  Fixture f;
+  auto approval = f.store->addApproval(ApprovalRow{0, 42, "ciso", "security", at(1), ""});
+  REQUIRE_FALSE(approval.ok());
+  CHECK(approval.error().kind == ErrorKind::NotFound);
+  auto revoke = f.store->revokeException(42, "ciso", at(1));
+  REQUIRE_FALSE(revoke.ok());
+  CHECK(revoke.error().kind == ErrorKind::NotFound);
+}
+
+TEST_CASE("An exception whose approval fails is not inserted, inside or outside a transaction",
+          "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  ExceptionRow row;
+  row.person_id = person;
+  row.track = "ai-basics";
+  row.requester = "manager";
+  row.starts_at = at(100);
+  row.ends_at = at(200);
+  row.approvals.push_back(ApprovalRow{0, 0, "ciso", "security", at(150), ""});
+  row.approvals.push_back(ApprovalRow{0, 0, "", "", at(150), ""});  // fails after the inserts
+  CHECK_FALSE(f.store->insertException(row).ok());
+  CHECK(valueOf(f.store->exceptions()).empty());
+  {
+    auto tx = valueOf(f.store->begin());
+    CHECK_FALSE(f.store->insertException(row).ok());
+    row.approvals.pop_back();
+    valueOf(f.store->insertException(row));
+    requireOk(tx.commit());
+  }
+  const auto all = valueOf(f.store->exceptions());
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].approvals.size() == 1);
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT count(*) FROM approvals") == 1);
+}
+
+TEST_CASE("An exception that ends before it starts is invalid", "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  ExceptionRow row;
+  row.person_id = person;
+  row.track = "t";
+  row.requester = "r";
+  row.starts_at = at(100);
+  row.ends_at = at(50);
+  auto inserted = f.store->insertException(row);
+  REQUIRE_FALSE(inserted.ok());
+  CHECK(inserted.error().kind == ErrorKind::Invalid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grants and intents
+
+TEST_CASE("The grant ledger records each active grant once", "[unit][store]") {
+  Fixture f;
+  const auto person = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  GrantRow grant{0, person, "ai-basics", "group", "okta/ai-users", "00u1", at(100), std::nullopt};
+  const auto id = valueOf(f.store->recordGrant(grant));
+  CHECK(valueOf(f.store->recordGrant(grant)) == id);
+  GrantRow other_ref = grant;
+  other_ref.external_ref = "00u2";
+  auto clash = f.store->recordGrant(other_ref);
+  REQUIRE_FALSE(clash.ok());
+  CHECK(clash.error().kind == ErrorKind::Conflict);
+  CHECK(valueOf(f.store->activeGrants()).size() == 1);
+
+  requireOk(f.store->markGrantRevoked(id, at(200)));
+  requireOk(f.store->markGrantRevoked(id, at(300)));
+  CHECK(valueOf(f.store->activeGrants()).empty());
+  CHECK(valueOf(f.store->recordGrant(other_ref)) != id);
+  auto missing = f.store->markGrantRevoked(999, at(1));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+}
+
+TEST_CASE("An intent with an existing idempotency key is a Conflict", "[unit][store]") {
+  Fixture f;
+  IntentRow intent;
+  intent.kind = "token.issue";
+  intent.target = "litellm/ai-basics";
+  intent.idempotency_key = "e1|ai-basics|token|cycle-0";
+  intent.payload_json = R"({"person":"e1"})";
+  intent.created_at = at(100);
+  const auto id = valueOf(f.store->addIntent(intent));
+
+  auto again = f.store->addIntent(intent);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().kind == ErrorKind::Conflict);
+  CHECK(again.error().describe().find(intent.idempotency_key) != std::string::npos);
+
+  // Inside a transaction the conflict does not spoil the transaction.
+  {
+    auto tx = valueOf(f.store->begin());
+    auto inside = f.store->addIntent(intent);
+    REQUIRE_FALSE(inside.ok());
+    CHECK(inside.error().kind == ErrorKind::Conflict);
+    IntentRow alert = intent;
+    alert.kind = "alert.send";
+    alert.idempotency_key = "alert|e1|revoke";
+    valueOf(f.store->addIntent(alert));
+    requireOk(tx.commit());
+  }
+  const auto pending = valueOf(f.store->pendingIntents());
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].id == id);
+  CHECK(pending[0].state == "pending");
+  CHECK(pending[0].payload_json == R"({"person":"e1"})");
+  CHECK(pending[0].updated_at == at(100));
+  CHECK(pending[1].kind == "alert.send");
+}
+
+TEST_CASE("Completing an intent takes it out of the pending list", "[unit][store]") {
+  Fixture f;
+  const auto run = valueOf(f.store->beginRun("sync", kNow));
+  IntentRow intent;
+  intent.run_id = run;
+  intent.kind = "group.add";
+  intent.idempotency_key = "k1";
+  intent.created_at = at(100);
+  const auto id = valueOf(f.store->addIntent(intent));
+
+  requireOk(f.store->completeIntent(id, "pending", "503, will retry", at(110)));
+  auto pending = valueOf(f.store->pendingIntents());
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].attempts == 1);
+  CHECK(pending[0].run_id == run);
+  CHECK(pending[0].outcome == "503, will retry");
+
+  requireOk(f.store->completeIntent(id, "done", "member added", at(120)));
+  CHECK(valueOf(f.store->pendingIntents()).empty());
+
+  auto bad_state = f.store->completeIntent(id, "finished", "", at(130));
+  REQUIRE_FALSE(bad_state.ok());
+  CHECK(bad_state.error().kind == ErrorKind::Invalid);
+  auto missing = f.store->completeIntent(999, "done", "", at(130));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit and runs
+
+TEST_CASE("The audit trail is append-only", "[unit][store]") {
+  Fixture f;
+  const auto first =
+      valueOf(f.store->appendAudit(AuditRow{0, at(100), "certgate", "ingest", "lms", "", 0}));
+  valueOf(f.store->appendAudit(
+      AuditRow{0, at(200), "ciso@example.com", "exception.approve", "e1", R"({"id":1})", 0}));
+  const auto rows = valueOf(f.store->audit());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].action == "exception.approve");  // newest first
+  CHECK(rows[0].details_json == R"({"id":1})");
+  CHECK(rows[1].id == first);
+  CHECK(rows[1].details_json == "{}");
+
+  RawDb raw(f.path);
+  CHECK(raw.exec("UPDATE audit SET actor = 'mallory'") != SQLITE_OK);
+  CHECK(raw.exec("DELETE FROM audit") != SQLITE_OK);
+  // The hash chain may fill a row's hash once, never rewrite it.
+  CHECK(raw.exec("UPDATE audit SET prev_hash = '', hash = 'h1' WHERE id = " +
+                 std::to_string(first)) == SQLITE_OK);
+  CHECK(raw.exec("UPDATE audit SET hash = 'h2' WHERE id = " + std::to_string(first)) != SQLITE_OK);
+  CHECK(raw.integer("SELECT count(*) FROM audit WHERE actor = 'mallory'") == 0);
+}
+
+TEST_CASE("Runs begin as running and finish once with an outcome", "[unit][store]") {
+  Fixture f;
+  const auto id = valueOf(f.store->beginRun("ingest", at(100)));
+  auto runs = valueOf(f.store->runs());
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].kind == "ingest");
+  CHECK(runs[0].outcome == "running");
+  CHECK_FALSE(runs[0].finished_at.has_value());
+
+  requireOk(f.store->finishRun(id, "ok", R"({"facts":3})", at(160)));
+  runs = valueOf(f.store->runs());
+  CHECK(runs[0].outcome == "ok");
+  CHECK(runs[0].finished_at == at(160));
+  CHECK(runs[0].summary_json == R"({"facts":3})");
+
+  auto again = f.store->finishRun(id, "failed", "", at(170));
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().kind == ErrorKind::Conflict);
+  auto missing = f.store->finishRun(999, "ok", "", at(170));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+
+  valueOf(f.store->beginRun("sync", at(200)));
+  runs = valueOf(f.store->runs(1));
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].kind == "sync");
+}
+
+}  // namespace
+}  // namespace certgate::store
