@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "cli/render.hpp"
-#include "connectors/lms/csv/csv_parser.hpp"
+#include "cli/roster_file.hpp"
 #include "connectors/registry.hpp"
 #include "core/evaluate.hpp"
 #include "core/identity.hpp"
@@ -75,6 +75,29 @@ std::unique_ptr<store::Store> openStore(Io& io, const settings::Settings& s, boo
     return nullptr;
   }
   return std::move(st).value();
+}
+
+int failWith(Io& io, const core::Error& e, int code) {
+  io.err << "error: " << e.describe() << '\n';
+  return code;
+}
+
+// The configuration and the store every data command starts from.
+struct Opened {
+  settings::Settings settings;
+  std::unique_ptr<store::Store> store;
+};
+
+// Loads the configuration and opens the store; on failure prints why and sets `code`.
+std::optional<Opened> openAll(Io& io, const std::string& config, bool read_only, int& code) {
+  auto s = loadConfig(io, config);
+  if (!s) {
+    code = kConfigInvalid;
+    return std::nullopt;
+  }
+  auto st = openStore(io, *s, read_only, code);
+  if (!st) return std::nullopt;
+  return Opened{std::move(*s), std::move(st)};
 }
 
 // ---------------------------------------------------------------- validate-config
@@ -254,44 +277,21 @@ int cmdValidate(Io& io, const std::string& config, const std::vector<std::string
 // ---------------------------------------------------------------- ingest
 
 int cmdIngest(Io& io, const std::string& config, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, false, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, false, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   ports::FixedClock clock(io.now());
   engine::Ingestor ingestor(*st, *s, io.now_override ? static_cast<const ports::Clock&>(clock) : io.clock);
 
   if (!s->identity.roster_path.empty()) {
-    std::vector<engine::RosterEntry> roster;
-    const auto& cols = s->identity.roster_columns;
-    auto column = [&](const char* field) -> std::string {
-      auto it = cols.find(field);
-      return it != cols.end() ? it->second : std::string(field);
-    };
-    std::vector<std::string> required;
-    for (const char* f : {"employee_id", "email"})
-      if (cols.count(f)) required.push_back(cols.at(f));
-    const std::string file_name = std::filesystem::path(s->identity.roster_path).filename().string();
-    auto read = connectors::csv::readCsvFile(
-        s->identity.roster_path, ',', required, [&](const connectors::csv::Row& row) {
-          engine::RosterEntry e;
-          auto get = [&](const char* f) {
-            const std::string* v = row.get(column(f));
-            return v ? *v : std::string();
-          };
-          e.employee_id = get("employee_id");
-          e.email = get("email");
-          e.display_name = get("display_name");
-          e.population = get("population");
-          e.location = file_name + ":" + std::to_string(row.line);
-          roster.push_back(std::move(e));
-        });
-    if (!read.ok()) {
-      io.err << "error: roster: " << read.error().describe() << '\n';
+    auto roster = readRoster(s->identity);
+    if (!roster.ok()) {
+      io.err << "error: roster: " << roster.error().describe() << '\n';
       return kFailure;
     }
-    auto loaded = ingestor.loadRoster(roster);
+    auto loaded = ingestor.loadRoster(*roster);
     if (!loaded.ok()) {
       io.err << "error: roster: " << loaded.error().describe() << '\n';
       return kFailure;
@@ -370,16 +370,13 @@ bool expiringWithin(const core::Verdict& v, core::Instant now, core::Seconds wit
 }
 
 int cmdStatus(Io& io, const std::string& config, const StatusFilter& filter, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto ev = engine::Evaluation::load(*st, *s->policy);
-  if (!ev.ok()) {
-    io.err << "error: " << ev.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!ev.ok()) return failWith(io, ev.error(), kFailure);
   const core::Instant now = io.now();
   for (const auto& t : filter.tracks)
     if (!s->policy->symbols.find(t) || !findTrack(*s->policy, *s->policy->symbols.find(t))) {
@@ -397,10 +394,7 @@ int cmdStatus(Io& io, const std::string& config, const StatusFilter& filter, con
     }
   }
   auto health = engine::sourceHealth(*st, *s);
-  if (!health.ok()) {
-    io.err << "error: " << health.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!health.ok()) return failWith(io, health.error(), kFailure);
 
   struct Row {
     const store::PersonRow* person;
@@ -433,10 +427,7 @@ int cmdStatus(Io& io, const std::string& config, const StatusFilter& filter, con
           rows.push_back({pv.person, std::move(copy)});
         }
       });
-  if (!status.ok()) {
-    io.err << "error: " << status.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!status.ok()) return failWith(io, status.error(), kFailure);
   bool stale = false;
   for (const auto& h : *health) stale = stale || !h.complete;
 
@@ -514,16 +505,13 @@ int cmdStatus(Io& io, const std::string& config, const StatusFilter& filter, con
 // ---------------------------------------------------------------- explain
 
 int cmdExplain(Io& io, const std::string& config, const std::string& who, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto ev = engine::Evaluation::load(*st, *s->policy);
-  if (!ev.ok()) {
-    io.err << "error: " << ev.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!ev.ok()) return failWith(io, ev.error(), kFailure);
   const store::PersonRow* person = ev->findPerson(who);
   if (!person) {
     io.err << "error: no person matches '" << who << "' (by key, employee id or email); "
@@ -539,10 +527,7 @@ int cmdExplain(Io& io, const std::string& config, const std::string& who, const 
         verdicts.assign(pv.verdicts.begin(), pv.verdicts.end());
         facts.assign(pv.facts.begin(), pv.facts.end());
       });
-  if (!status.ok()) {
-    io.err << "error: " << status.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!status.ok()) return failWith(io, status.error(), kFailure);
   RenderContext ctx{*s->policy, now, facts, nullptr};
   if (format == "json") {
     json j;
@@ -599,16 +584,13 @@ int cmdExplain(Io& io, const std::string& config, const std::string& who, const 
 // ---------------------------------------------------------------- quarantine, sources, runs
 
 int cmdQuarantine(Io& io, const std::string& config, std::int64_t limit, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto rows = st->quarantine(limit);
-  if (!rows.ok()) {
-    io.err << "error: " << rows.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!rows.ok()) return failWith(io, rows.error(), kFailure);
   auto total = st->countQuarantine();
   if (format == "json") {
     json j = json::array();
@@ -631,16 +613,13 @@ int cmdQuarantine(Io& io, const std::string& config, std::int64_t limit, const s
 }
 
 int cmdSources(Io& io, const std::string& config, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto health = engine::sourceHealth(*st, *s);
-  if (!health.ok()) {
-    io.err << "error: " << health.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!health.ok()) return failWith(io, health.error(), kFailure);
   if (format == "json") {
     json j = json::array();
     for (const auto& h : *health)
@@ -659,16 +638,13 @@ int cmdSources(Io& io, const std::string& config, const std::string& format) {
 }
 
 int cmdRuns(Io& io, const std::string& config, std::int64_t limit, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto runs = st->runs(limit);
-  if (!runs.ok()) {
-    io.err << "error: " << runs.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!runs.ok()) return failWith(io, runs.error(), kFailure);
   if (format == "json") {
     json j = json::array();
     for (const auto& r : *runs)
@@ -713,15 +689,9 @@ int cmdAttemptsReset(Io& io, const std::string& config, const std::string& who, 
   }
   const core::Instant now = io.now();
   auto tx = st->begin();
-  if (!tx.ok()) {
-    io.err << "error: " << tx.error().describe() << '\n';
-    return kStoreUnavailable;
-  }
+  if (!tx.ok()) return failWith(io, tx.error(), kStoreUnavailable);
   auto source = st->ensureSource("certgate", "internal");
-  if (!source.ok()) {
-    io.err << "error: " << source.error().describe() << '\n';
-    return kFailure;
-  }
+  if (!source.ok()) return failWith(io, source.error(), kFailure);
   store::FactRow f;
   f.source_id = *source;
   f.external_id = "reset:" + (*person)->key + ":" + track + ":" + std::to_string(now.time_since_epoch().count());
@@ -759,11 +729,6 @@ struct ExceptionRequest {
   int days = 0;
   std::vector<std::string> fields;  // name=value
 };
-
-int failWith(Io& io, const core::Error& e, int code) {
-  io.err << "error: " << e.describe() << '\n';
-  return code;
-}
 
 int cmdExceptionRequest(Io& io, const std::string& config, const ExceptionRequest& r) {
   auto s = loadConfig(io, config);
@@ -855,11 +820,11 @@ int cmdExceptionRequest(Io& io, const std::string& config, const ExceptionReques
 
 int cmdExceptionDecide(Io& io, const std::string& config, std::int64_t id, const std::string& who,
                        const std::string& role, bool revoke) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, false, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, false, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto all = st->exceptions();
   if (!all.ok()) return failWith(io, all.error(), kFailure);
   const store::ExceptionRow* x = nullptr;
@@ -914,11 +879,11 @@ int cmdExceptionDecide(Io& io, const std::string& config, std::int64_t id, const
 }
 
 int cmdExceptionList(Io& io, const std::string& config, const std::string& format) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
   int code = kOk;
-  auto st = openStore(io, *s, true, code);
-  if (!st) return code;
+  auto opened = openAll(io, config, true, code);
+  if (!opened) return code;
+  settings::Settings* s = &opened->settings;
+  store::Store* st = opened->store.get();
   auto all = st->exceptions();
   if (!all.ok()) return failWith(io, all.error(), kFailure);
   auto people = st->persons();

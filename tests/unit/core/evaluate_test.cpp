@@ -280,6 +280,14 @@ TEST_CASE("the rule table holds for every row of docs/rules.md", "[unit][core][r
          return f;
        },
        nullptr, at(376), State::Certified, true, at(345), at(375 + 365), {Finding::RenewedEarly}},
+      {"R10 a renewal one second after the window opens counts too", nullptr,
+       [](World& w) {
+         auto f = certifiedAtDay10(w);
+         for (Sym m : {w.m1, w.m2}) f.push_back(completion(m, at(345, 1)));
+         f.push_back(attempt(w.quiz, at(345, 1), 100));
+         return f;
+       },
+       nullptr, at(376), State::Certified, true, at(345, 1), at(375 + 365), {Finding::RenewedEarly}},
       {"R10 a late renewal (in grace) counts from the renewal date", nullptr,
        [](World& w) {
          auto f = certifiedAtDay10(w);

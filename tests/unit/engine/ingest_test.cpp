@@ -1,0 +1,324 @@
+// The ingest pipeline against an in-memory source and a temporary store: identity resolution,
+// item mapping, quarantine, idempotency and completeness.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <unistd.h>
+
+#include "engine/evaluation.hpp"
+#include "engine/ingest.hpp"
+
+namespace fs = std::filesystem;
+using namespace certgate;
+
+namespace {
+
+const core::Instant kNow = *core::parseIso("2026-11-25T12:00:00Z");
+core::Instant day(int d) { return *core::parseIso("2026-11-01T00:00:00Z") + core::days(d); }
+
+// An LMS source that hands out prepared units of records.
+class FakeSource final : public ports::LmsSource {
+ public:
+  struct Unit {
+    ports::UnitInfo info;
+    std::vector<ports::SourceRecord> records;
+    std::vector<ports::QuarantinedRecord> bad;
+    bool complete = true;
+    std::string problem;
+  };
+  explicit FakeSource(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
+  const char* kind() const override { return "fake"; }
+  core::Result<ports::FetchOutcome> fetch(const std::string&, core::Instant, ports::RecordSink& sink) override {
+    ++fetches;
+    if (fail_with) return *fail_with;
+    ports::FetchOutcome out;
+    out.complete = true;
+    for (auto& u : units) {
+      ++out.units_seen;
+      if (sink.alreadyProcessed(u.info)) {
+        ++out.units_skipped;
+        continue;
+      }
+      sink.beginUnit(u.info);
+      for (auto r : u.records) sink.record(std::move(r));
+      for (auto q : u.bad) sink.quarantine(std::move(q));
+      sink.endUnit(u.info, u.complete, u.problem);
+      if (!u.complete) {
+        out.complete = false;
+        out.problem = u.problem;
+      }
+    }
+    return out;
+  }
+  std::vector<Unit> units;
+  std::optional<core::Error> fail_with;
+  int fetches = 0;
+
+ private:
+  std::string name_;
+};
+
+ports::SourceRecord rec(std::string id, std::string employee_id, std::string email, std::string item,
+                        core::Instant at, double score = core::kNoScore, double max = core::kNoScore) {
+  ports::SourceRecord r;
+  r.external_id = std::move(id);
+  r.location = "fake:" + r.external_id;
+  r.employee_id = std::move(employee_id);
+  r.email = std::move(email);
+  r.lms_item = std::move(item);
+  r.at = at;
+  r.score = score;
+  r.max_score = max;
+  return r;
+}
+
+struct Fixture {
+  fs::path dir;
+  settings::Settings settings;
+  settings::SourceSettings source_settings;
+  std::unique_ptr<store::Store> store;
+  ports::FixedClock clock{kNow};
+
+  Fixture() {
+    dir = fs::temp_directory_path() / ("certgate-engine-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto policy = std::make_shared<settings::LoadedPolicy>();
+    auto& sym = policy->symbols;
+    core::Track t;
+    t.id = sym.intern("T");
+    t.modules = {sym.intern("M1")};
+    t.quiz = core::QuizRule{sym.intern("T/quiz"), 80, 3};
+    t.recertify_days = 365;
+    t.populations = {sym.intern("contractor")};
+    policy->policy.tracks.push_back(t);
+    policy->tracks.push_back({"T", "", "test", {}});
+    settings.policy = policy;
+    settings.items.push_back({"", "course-1", "M1", {}});
+    settings.items.push_back({"", "quiz-9", "T/quiz", {}});
+    settings.identity.populations["E2"] = "contractor";
+    source_settings.name = "lms";
+    source_settings.kind = "fake";
+    source_settings.min_record_ratio = 0.5;
+    auto opened = store::Store::open((dir / "certgate.db").string());
+    REQUIRE(opened.ok());
+    store = std::move(opened).value();
+  }
+  ~Fixture() {
+    store.reset();
+    fs::remove_all(dir);
+  }
+  engine::IngestReport ingest(FakeSource& src) {
+    engine::Ingestor ingestor(*store, settings, clock);
+    std::vector<engine::SourceHandle> handles;
+    handles.push_back({&source_settings, std::unique_ptr<ports::LmsSource>(&src)});
+    auto report = ingestor.run(handles);
+    handles[0].source.release();  // the test owns the source
+    REQUIRE(report.ok());
+    return *report;
+  }
+};
+
+FakeSource::Unit unit(std::string key, std::vector<ports::SourceRecord> records) {
+  FakeSource::Unit u;
+  u.info = {std::move(key), "export.csv", 100};
+  u.records = std::move(records);
+  return u;
+}
+
+}  // namespace
+
+TEST_CASE("ingest maps items, classifies quiz attempts and creates people", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  auto r1 = rec("a", "E1", "Ann@Example.org", "course-1", day(1));
+  r1.population = "contractor";
+  src.units.push_back(unit("sha256:1", {r1, rec("b", "E1", "", "quiz-9", day(2), 85, 100)}));
+  const auto report = f.ingest(src);
+  REQUIRE(report.sources.size() == 1);
+  CHECK(report.sources[0].inserted == 2);
+  CHECK(report.sources[0].people_created == 1);
+  CHECK(report.sources[0].complete);
+
+  auto people = f.store->persons();
+  REQUIRE(people.ok());
+  REQUIRE(people->size() == 1);
+  CHECK(people->at(0).email == "ann@example.org");
+  CHECK(people->at(0).population == "contractor");
+  auto facts = f.store->factsOf(people->at(0).id);
+  REQUIRE(facts.ok());
+  REQUIRE(facts->size() == 2);
+  CHECK(facts->at(0).item == "M1");
+  CHECK(facts->at(0).kind == core::FactKind::Completion);
+  CHECK(facts->at(1).item == "T/quiz");
+  CHECK(facts->at(1).kind == core::FactKind::QuizAttempt);
+
+  auto ev = engine::Evaluation::load(*f.store, *f.settings.policy);
+  REQUIRE(ev.ok());
+  int seen = 0;
+  REQUIRE(ev->forEach(kNow, nullptr, [&](const engine::PersonVerdicts& pv) {
+             ++seen;
+             REQUIRE(pv.verdicts.size() == 1);
+             CHECK(pv.verdicts[0].state == core::State::Certified);
+             CHECK(pv.verdicts[0].entitled);
+           }).ok());
+  CHECK(seen == 1);
+}
+
+TEST_CASE("a unit ingested twice changes nothing", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  src.units.push_back(unit("sha256:1", {rec("a", "E1", "", "course-1", day(1))}));
+  f.ingest(src);
+  const auto again = f.ingest(src);
+  CHECK(again.sources[0].units_skipped == 1);
+  CHECK(again.sources[0].inserted == 0);
+  // The same record re-delivered in a new file upserts the same fact.
+  src.units.push_back(unit("sha256:2", {rec("a", "E1", "", "course-1", day(1))}));
+  const auto third = f.ingest(src);
+  CHECK(third.sources[0].inserted == 0);
+  CHECK(third.sources[0].unchanged == 1);
+  CHECK(*f.store->countFacts() == 1);
+}
+
+TEST_CASE("conflicting identities and impossible values are quarantined, not guessed", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  src.units.push_back(unit("sha256:1", {rec("a", "E1", "one@example.org", "course-1", day(1)),
+                                        rec("b", "E2", "two@example.org", "course-1", day(1))}));
+  f.ingest(src);
+  src.units.push_back(unit("sha256:2", {
+      rec("c", "E1", "two@example.org", "course-1", day(2)),       // keys point at two people
+      rec("d", "", "", "course-1", day(2)),                         // no identity at all
+      rec("e", "E1", "", "quiz-9", day(3), 130, 100),               // impossible score
+      rec("f", "E1", "", "quiz-9", kNow + core::days(2), 90, 100),  // dated in the future
+  }));
+  const auto r = f.ingest(src);
+  CHECK(r.sources[0].inserted == 0);
+  CHECK(r.sources[0].quarantined == 4);
+  auto q = f.store->quarantine();
+  REQUIRE(q.ok());
+  std::string all;
+  for (const auto& row : *q) all += row.location + " " + row.reason + "\n";
+  CHECK_THAT(all, Catch::Contains("fake:c ambiguous identity"));
+  CHECK_THAT(all, Catch::Contains("fake:d unmatched identity"));
+  CHECK_THAT(all, Catch::Contains("exceeds the maximum"));
+  CHECK_THAT(all, Catch::Contains("in the future"));
+}
+
+TEST_CASE("the population mapping file wins over the record's attribute", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  auto r = rec("a", "E2", "", "course-1", day(1));
+  r.population = "employee";
+  src.units.push_back(unit("sha256:1", {r}));
+  f.ingest(src);
+  auto p = f.store->findPerson("E2");
+  REQUIRE(p.ok());
+  REQUIRE(p->has_value());
+  CHECK((*p)->population == "contractor");
+}
+
+TEST_CASE("with a roster, records of people not on it are quarantined", "[unit][engine]") {
+  Fixture f;
+  f.settings.identity.roster_path = "roster.csv";
+  engine::Ingestor ingestor(*f.store, f.settings, f.clock);
+  auto loaded = ingestor.loadRoster({{"E1", "ann@example.org", "Ann", "contractor", "roster.csv:2"},
+                                     {"E1", "dup@example.org", "Dup", "", "roster.csv:3"}});
+  REQUIRE(loaded.ok());
+  CHECK(*loaded == 1);  // the duplicate employee id is set aside
+  FakeSource src("lms");
+  src.units.push_back(unit("sha256:1", {rec("a", "", "ANN@example.org", "course-1", day(1)),
+                                        rec("b", "E9", "", "course-1", day(1))}));
+  const auto r = f.ingest(src);
+  CHECK(r.sources[0].inserted == 1);
+  CHECK(r.sources[0].people_created == 0);
+  CHECK(r.sources[0].quarantined == 1);
+  auto q = f.store->quarantine();
+  REQUIRE(q.ok());
+  bool duplicate = false;
+  for (const auto& row : *q) duplicate = duplicate || row.location == "roster.csv:3";
+  CHECK(duplicate);
+}
+
+TEST_CASE("an incomplete unit keeps the source incomplete until it is replaced", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  auto u = unit("sha256:bad", {rec("a", "E1", "", "course-1", day(1))});
+  u.complete = false;
+  u.problem = "export.csv: truncated";
+  src.units.push_back(u);
+  const auto first = f.ingest(src);
+  CHECK_FALSE(first.sources[0].complete);
+  CHECK(first.sources[0].inserted == 1);  // its good records still count
+  const auto second = f.ingest(src);
+  CHECK_FALSE(second.sources[0].complete);  // read again, still incomplete
+  CHECK(second.sources[0].units_skipped == 0);
+  src.units[0] = unit("sha256:good", {rec("a", "E1", "", "course-1", day(1))});
+  const auto third = f.ingest(src);
+  CHECK(third.sources[0].complete);
+  auto last = f.store->lastFetch(1);
+  REQUIRE(last.ok());
+  REQUIRE(last->has_value());
+  CHECK((*last)->complete);
+}
+
+TEST_CASE("a collapsed record count marks the source incomplete", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  std::vector<ports::SourceRecord> many;
+  for (int i = 0; i < 10; ++i)
+    many.push_back(rec("r" + std::to_string(i), "E" + std::to_string(i), "", "course-1", day(1)));
+  src.units.push_back(unit("sha256:full", many));
+  CHECK(f.ingest(src).sources[0].complete);
+  src.units.push_back(unit("sha256:tiny", {rec("x", "E1", "", "course-1", day(2))}));
+  const auto r = f.ingest(src);
+  CHECK_FALSE(r.sources[0].complete);
+  CHECK_THAT(r.sources[0].problem, Catch::Contains("record count collapsed"));
+  // Turned off, the same export is fine.
+  f.source_settings.min_record_ratio = 0;
+  CHECK(f.ingest(src).sources[0].complete);
+}
+
+TEST_CASE("a source that fails entirely is reported and the others still run", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  src.fail_with = core::makeError(core::ErrorKind::Auth, "token refused", "lms", "check the token");
+  const auto r = f.ingest(src);
+  CHECK_FALSE(r.sources[0].fetched);
+  CHECK_FALSE(r.sources[0].complete);
+  CHECK_THAT(r.sources[0].problem, Catch::Contains("token refused"));
+  auto health = engine::sourceHealth(*f.store, [&] {
+    settings::Settings s = f.settings;
+    s.sources = {f.source_settings};
+    return s;
+  }());
+  REQUIRE(health.ok());
+  REQUIRE(health->size() == 1);
+  CHECK_FALSE(health->at(0).complete);
+}
+
+TEST_CASE("an LMS expiry is kept only when the source trusts it", "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  auto r = rec("a", "E1", "", "course-1", day(1));
+  r.lms_expiry = day(100);
+  src.units.push_back(unit("sha256:1", {r}));
+  f.ingest(src);
+  auto facts = f.store->factsOf(1);
+  REQUIRE(facts.ok());
+  REQUIRE(facts->size() == 1);
+  CHECK_FALSE(facts->at(0).lms_expiry.has_value());
+
+  Fixture g;
+  g.source_settings.trust_lms_expiry = true;
+  FakeSource src2("lms");
+  src2.units.push_back(unit("sha256:1", {r}));
+  g.ingest(src2);
+  auto facts2 = g.store->factsOf(1);
+  REQUIRE(facts2.ok());
+  REQUIRE(facts2->size() == 1);
+  REQUIRE(facts2->at(0).lms_expiry.has_value());
+  CHECK(*facts2->at(0).lms_expiry == day(100));
+}
