@@ -587,7 +587,6 @@ int cmdQuarantine(Io& io, const std::string& config, std::int64_t limit, const s
   int code = kOk;
   auto opened = openAll(io, config, true, code);
   if (!opened) return code;
-  settings::Settings* s = &opened->settings;
   store::Store* st = opened->store.get();
   auto rows = st->quarantine(limit);
   if (!rows.ok()) return failWith(io, rows.error(), kFailure);
@@ -641,7 +640,6 @@ int cmdRuns(Io& io, const std::string& config, std::int64_t limit, const std::st
   int code = kOk;
   auto opened = openAll(io, config, true, code);
   if (!opened) return code;
-  settings::Settings* s = &opened->settings;
   store::Store* st = opened->store.get();
   auto runs = st->runs(limit);
   if (!runs.ok()) return failWith(io, runs.error(), kFailure);
