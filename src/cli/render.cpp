@@ -179,22 +179,22 @@ std::string describe(const core::Evidence& e, const core::Track& t, const Render
 
 std::string nextStep(const core::Verdict& v, const core::Track& t, const RenderContext& ctx) {
   auto missing = [&](int cycle) {
-    std::vector<std::string> todo;
+    std::vector<std::string> steps;
     for (const auto& e : v.evidence) {
       if (e.cycle != cycle) continue;
-      if (e.finding == Finding::ModuleMissing) todo.push_back("complete " + name(ctx, e.item));
+      if (e.finding == Finding::ModuleMissing) steps.push_back("complete " + name(ctx, e.item));
       if (e.finding == Finding::QuizNotTaken || e.finding == Finding::QuizFailedAttempt) {
         const std::string q = "pass the quiz (" + pct(e.limit) + " or more)";
-        if (std::find(todo.begin(), todo.end(), q) == todo.end()) todo.push_back(q);
+        if (std::find(steps.begin(), steps.end(), q) == steps.end()) steps.push_back(q);
       }
     }
     if (v.attempts_allowed && (v.state != core::State::LockedOut)) {
       const int left = *v.attempts_allowed - v.attempts_used;
       if (left < *v.attempts_allowed && left > 0)
-        todo.push_back(std::to_string(left) + (left == 1 ? " attempt" : " attempts") + " left");
+        steps.push_back(std::to_string(left) + (left == 1 ? " attempt" : " attempts") + " left");
     }
     std::string s;
-    for (std::size_t i = 0; i < todo.size(); ++i) s += (i ? ", " : "") + todo[i];
+    for (std::size_t i = 0; i < steps.size(); ++i) s += (i ? ", " : "") + steps[i];
     return s;
   };
   bool prereq_missing = false;
@@ -217,14 +217,14 @@ std::string nextStep(const core::Verdict& v, const core::Track& t, const RenderC
       break;
     case core::State::Expiring:
     case core::State::Grace: {
-      const std::string todo = missing(v.cycle + 1);
+      const std::string steps = missing(v.cycle + 1);
       s = "renew before " + core::formatDate(v.access_ends_at.value_or(ctx.now)) +
-          (todo.empty() ? "" : ": " + todo);
+          (steps.empty() ? "" : ": " + steps);
       break;
     }
     case core::State::Expired: {
-      const std::string todo = missing(v.cycle + 1);
-      s = "recertify" + (todo.empty() ? "" : ": " + todo);
+      const std::string steps = missing(v.cycle + 1);
+      s = "recertify" + (steps.empty() ? "" : ": " + steps);
       break;
     }
     case core::State::Exception:
