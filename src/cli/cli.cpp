@@ -487,7 +487,7 @@ int cmdStatus(Io& io, const std::string& config, const StatusFilter& filter, con
            date(r.verdict.access_ends_at), tr ? nextStep(r.verdict, *tr, ctx) : ""});
   }
   t.print(io.out);
-  io.out << '\n' << people << " people, " << rows.size() << " row(s):";
+  io.out << '\n' << people << (people == 1 ? " person, " : " people, ") << rows.size() << " row(s):";
   bool first = true;
   for (const auto& [state, n] : counts) {
     io.out << (first ? " " : ", ") << n << ' ' << state;
@@ -628,7 +628,7 @@ int cmdSources(Io& io, const std::string& config, const std::string& format) {
     io.out << j.dump(2) << '\n';
     return kOk;
   }
-  Table t({"SOURCE", "KIND", "COMPLETE", "LAST FETCH", "RECORDS", "QUARANTINED", "PROBLEM"});
+  Table t({"SOURCE", "KIND", "COMPLETE", "LAST FETCH", "READ", "QUARANTINED", "PROBLEM"});
   for (const auto& h : *health)
     t.add({h.name, h.kind, h.complete ? "yes" : "NO", h.ever_fetched ? core::formatIso(h.last_fetch) : "never",
            std::to_string(h.records), std::to_string(h.quarantined), h.problem});
