@@ -3,7 +3,7 @@
 //   generate (untimed, in a child process; or reuse --data DIR)
 //   -> settings::loadSettings(DIR/certgate.yaml)
 //   -> a fresh SQLite store
-//   -> roster (csv::readCsvFile + engine::Ingestor::loadRoster), timed on its own
+//   -> roster (cli::readRoster + engine::Ingestor::loadRoster), timed on its own
 //   -> engine::Ingestor::run with the csv source                  <- the ingest figure
 //   -> engine::Evaluation::load + forEach over the store           <- the evaluation figure
 //
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/roster_file.hpp"
 #include "bench_util.hpp"
 #include "connectors/lms/csv/csv_parser.hpp"
 #include "connectors/registry.hpp"
@@ -148,7 +149,9 @@ int main(int argc, char** argv) {
                 meta["files"].c_str());
   }
   const core::Instant now{core::Seconds{std::stoll(meta.at("now_unix"))}};
-  const std::int64_t records = std::stoll(meta.at("records"));
+  std::int64_t export_bytes = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(data) / "exports"))
+    if (e.is_regular_file()) export_bytes += static_cast<std::int64_t>(e.file_size());
 
   // ---- settings (not timed)
   const std::string config = (fs::path(data) / "certgate.yaml").string();
@@ -209,35 +212,12 @@ int main(int argc, char** argv) {
   {
     cpu = bench::cpuSeconds();
     bench::Stopwatch rw;
-    std::vector<engine::RosterEntry> roster;
-    const auto& cols = cfg.identity.roster_columns;
-    auto column = [&](const char* field) -> std::string {
-      auto it = cols.find(field);
-      return it != cols.end() ? it->second : std::string(field);
-    };
-    std::vector<std::string> required;
-    for (const char* f : {"employee_id", "email"})
-      if (cols.count(f)) required.push_back(cols.at(f));
-    const std::string file_name = fs::path(cfg.identity.roster_path).filename().string();
-    auto read = connectors::csv::readCsvFile(
-        cfg.identity.roster_path, ',', required, [&](const connectors::csv::Row& row) {
-          engine::RosterEntry e;
-          auto get = [&](const char* f) {
-            const std::string* v = row.get(column(f));
-            return v ? *v : std::string();
-          };
-          e.employee_id = get("employee_id");
-          e.email = get("email");
-          e.display_name = get("display_name");
-          e.population = get("population");
-          e.location = file_name + ":" + std::to_string(row.line);
-          roster.push_back(std::move(e));
-        });
-    if (!read.ok()) {
-      std::fprintf(stderr, "error: roster: %s\n", read.error().describe().c_str());
+    auto roster = cli::readRoster(cfg.identity);
+    if (!roster.ok()) {
+      std::fprintf(stderr, "error: roster: %s\n", roster.error().describe().c_str());
       return 1;
     }
-    auto n = ingestor.loadRoster(roster);
+    auto n = ingestor.loadRoster(*roster);
     if (!n.ok()) {
       std::fprintf(stderr, "error: roster: %s\n", n.error().describe().c_str());
       return 1;
@@ -271,8 +251,7 @@ int main(int argc, char** argv) {
       quarantined += r.quarantined;
       skipped += r.units_skipped;
     }
-    printPhase(label, wall, bench::cpuSeconds() - cpu0, stored > 0 ? stored : records,
-               stored > 0 ? "facts" : "rows");
+    printPhase(label, wall, bench::cpuSeconds() - cpu0, stored, "facts");
     for (const auto& r : report->sources)
       std::printf("    source %s: files %lld (skipped %lld), inserted %s, updated %s, unchanged %s, "
                   "quarantined %s, unmapped items %s, complete %s%s%s\n",
@@ -284,10 +263,13 @@ int main(int argc, char** argv) {
                   bench::withCommas(static_cast<double>(r.quarantined)).c_str(),
                   bench::withCommas(static_cast<double>(r.unmapped_items)).c_str(),
                   r.complete ? "yes" : "no", r.problem.empty() ? "" : ": ", r.problem.c_str());
-    std::printf("    rows read %s/s (%s rows incl. quarantined)\n",
-                bench::withCommas(static_cast<double>(stored + quarantined) / wall).c_str(),
-                bench::withCommas(static_cast<double>(stored + quarantined)).c_str());
-    (void)skipped;
+    if (stored + quarantined > 0)
+      std::printf("    rows read %s/s (%s rows incl. quarantined)\n",
+                  bench::withCommas(static_cast<double>(stored + quarantined) / wall).c_str(),
+                  bench::withCommas(static_cast<double>(stored + quarantined)).c_str());
+    else
+      std::printf("    every file skipped (already processed): %lld file(s) hashed, %.1f MiB/s\n",
+                  static_cast<long long>(skipped), mib(export_bytes) / wall);
     return true;
   };
   if (!runIngest("ingest (csv -> store)")) return 1;

@@ -521,9 +521,16 @@ void evaluatePerson(PersonIndex person, const Person& info, std::span<const Fact
                       met ? Finding::PrerequisiteMet : Finding::PrerequisiteNotMet, met, r, v.cycle);
       v.evidence.push_back(e);
       if (!met) v.entitled = false;
-      if (met && req->access_ends_at &&
-          (!v.access_ends_at || *req->access_ends_at < *v.access_ends_at))
-        v.access_ends_at = req->access_ends_at;
+    }
+    // While entitled, access ends with the earliest prerequisite's access.
+    if (v.entitled) {
+      for (Sym r : t.requires_tracks)
+        for (std::size_t j = 0; j < policy.tracks.size(); ++j) {
+          const Verdict& req = out[base + j];
+          if (policy.tracks[j].id != r || !req.access_ends_at) continue;
+          if (!v.access_ends_at || *req.access_ends_at < *v.access_ends_at)
+            v.access_ends_at = req.access_ends_at;
+        }
     }
   }
 }

@@ -585,3 +585,26 @@ TEST_CASE("an attempt reset dated in the future unlocks nobody yet", "[unit][cor
   auto later = evaluate({facts, people, &w.policy, {}, at(41)});
   CHECK(later[0].state == State::InProgress);
 }
+
+TEST_CASE("a prerequisite's access end shows only on a track that is entitled", "[unit][core][rules]") {
+  World w;
+  Track p;
+  p.id = w.prereq;
+  p.modules = {w.sym.intern("P1")};
+  p.recertify_days = 60;
+  w.policy.tracks.push_back(p);
+  w.t().requires_tracks = {w.prereq};
+  std::vector<Person> people(1);
+  // Only the prerequisite is done: T has not started, so it has no access to end.
+  std::vector<Fact> facts{completion(*w.sym.find("P1"), at(1))};
+  auto v = evaluate({facts, people, &w.policy, {}, at(20)});
+  REQUIRE(v.size() == 2);
+  CHECK(v[0].state == State::NotStarted);
+  CHECK_FALSE(v[0].access_ends_at.has_value());
+  // Both done: T's access ends with P's (day 61), before T's own (day 375 + 14).
+  auto both = certifiedAtDay10(w);
+  both.push_back(completion(*w.sym.find("P1"), at(1)));
+  auto v2 = evaluate({both, people, &w.policy, {}, at(20)});
+  REQUIRE(v2[0].access_ends_at.has_value());
+  CHECK(formatIso(*v2[0].access_ends_at) == formatIso(at(61)));
+}
