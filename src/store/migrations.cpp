@@ -83,6 +83,10 @@ CREATE TABLE facts (
   id          INTEGER PRIMARY KEY,
   source_id   INTEGER NOT NULL REFERENCES sources(id),
   external_id TEXT    NOT NULL,
+  -- 64-bit hash of external_id (store.cpp factKey): the compact uniqueness key. A random 66-char
+  -- text key made every insert land on a random leaf of a huge index (docs/benchmarks.md).
+  -- external_id is compared on every key match, so a hash collision is detected, never merged.
+  ext_key     INTEGER NOT NULL,
   person_id   INTEGER REFERENCES persons(id),  -- NULL while the identity is unresolved
   item        TEXT    NOT NULL,
   lms_item    TEXT    NOT NULL DEFAULT '',
@@ -102,7 +106,7 @@ CREATE TABLE facts (
   location    TEXT    NOT NULL DEFAULT '',
   first_seen  INTEGER NOT NULL,
   last_seen   INTEGER NOT NULL,
-  UNIQUE (source_id, external_id)
+  UNIQUE (source_id, ext_key)
 );
 -- Serves forEachFact (ORDER BY person_id, at, id) without a sort, and factsOf.
 CREATE INDEX facts_by_person_at ON facts (person_id, at);

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <string_view>
@@ -104,32 +105,35 @@ constexpr const char kFindPerson[] =
 // makes SQLite open a statement journal on every execution of the statement (measured: ~15% of
 // the upsert's cost). A changed person is rare (re-resolution) and handled by P.
 constexpr const char kUpsertFact[] =
-    "INSERT INTO facts (source_id, external_id, person_id, item, lms_item, kind, status,"
+    "INSERT INTO facts (source_id, external_id, ext_key, person_id, item, lms_item, kind, status,"
     "                   lms_pass, attempt, score, max_score, at, lms_expiry, location,"
     "                   first_seen, last_seen)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
-    " ON CONFLICT (source_id, external_id) DO UPDATE SET"
+    " VALUES (?1, ?2, ?16, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
+    " ON CONFLICT (source_id, ext_key) DO UPDATE SET"
     "   item = excluded.item, lms_item = excluded.lms_item, kind = excluded.kind,"
     "   status = excluded.status, lms_pass = excluded.lms_pass, attempt = excluded.attempt,"
     "   score = excluded.score, max_score = excluded.max_score, at = excluded.at,"
     "   lms_expiry = excluded.lms_expiry, location = excluded.location,"
     "   last_seen = max(facts.last_seen, excluded.last_seen)"
-    " WHERE facts.person_id IS excluded.person_id"
+    " WHERE facts.external_id = excluded.external_id"
+    "   AND facts.person_id IS excluded.person_id"
     "   AND (facts.item IS NOT excluded.item OR facts.lms_item IS NOT excluded.lms_item"
     "        OR facts.kind IS NOT excluded.kind OR facts.status IS NOT excluded.status"
     "        OR facts.lms_pass IS NOT excluded.lms_pass OR facts.attempt IS NOT excluded.attempt"
     "        OR facts.score IS NOT excluded.score OR facts.max_score IS NOT excluded.max_score"
     "        OR facts.at IS NOT excluded.at OR facts.lms_expiry IS NOT excluded.lms_expiry)";
-// T: the row exists and U did not change it. Matches (changes() == 1) unless the person differs.
+// T: the row exists and U did not change it. Matches (changes() == 1) unless the person differs
+// (or the key belongs to another external id: a hash collision, caught after P).
 constexpr const char kTouchFact[] =
     "UPDATE facts SET last_seen = max(last_seen, ?15)"
-    " WHERE source_id = ?1 AND external_id = ?2 AND person_id IS ?3";
+    " WHERE source_id = ?1 AND ext_key = ?16 AND external_id = ?2 AND person_id IS ?3";
 // P: the person changed: rewrite the whole row in one statement (same parameters as U).
+// Matches nothing only when the key's row has another external id (a hash collision).
 constexpr const char kRewriteFact[] =
     "UPDATE facts SET person_id = ?3, item = ?4, lms_item = ?5, kind = ?6, status = ?7,"
     "                 lms_pass = ?8, attempt = ?9, score = ?10, max_score = ?11, at = ?12,"
     "                 lms_expiry = ?13, location = ?14, last_seen = max(last_seen, ?15)"
-    " WHERE source_id = ?1 AND external_id = ?2";
+    " WHERE source_id = ?1 AND ext_key = ?16 AND external_id = ?2";
 constexpr const char kAllFacts[] =
     "SELECT id, source_id, external_id, ifnull(person_id, 0), item, lms_item, kind, status,"
     "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
@@ -221,6 +225,7 @@ constexpr const char kListRuns[] =
     "  FROM runs ORDER BY id DESC LIMIT ?1";
 
 // --- connection settings, integrity, backup
+constexpr const char kPageSize[] = "PRAGMA page_size = 16384;";
 constexpr const char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
 constexpr const char kJournalMode[] = "PRAGMA journal_mode";
 constexpr const char kSynchronous[] = "PRAGMA synchronous";
@@ -246,6 +251,38 @@ constexpr const char kReaderPragmas[] =
     "PRAGMA cache_size = -32768;";
 
 // ---------------------------------------------------------------------------------------------
+
+// The facts table's compact key: a 64-bit hash of the external id (MurmurHash64A, fixed seed;
+// the value is stored, so this function must never change). A collision is harmless: every
+// statement that matches on ext_key also compares external_id, and upsertFact fails loudly.
+std::int64_t factKey(std::string_view text) {
+  constexpr std::uint64_t m = 0xc6a4a7935bd1e995ULL;
+  constexpr int r = 47;
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ (static_cast<std::uint64_t>(text.size()) * m);
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  std::size_t n = text.size();
+  auto load = [](const unsigned char* q, std::size_t len) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < len; ++i) v |= static_cast<std::uint64_t>(q[i]) << (8 * i);
+    return v;
+  };
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t k = load(p, 8);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h ^= k;
+    h *= m;
+  }
+  if (n > 0) {
+    h ^= load(p, n);
+    h *= m;
+  }
+  h ^= h >> r;
+  h *= m;
+  h ^= h >> r;
+  return static_cast<std::int64_t>(h);
+}
 
 const char* kindText(core::FactKind kind) {
   switch (kind) {
@@ -555,6 +592,8 @@ namespace {
 
 core::Status configure(sqlite3* db, const std::string& path, bool read_only) {
   if (read_only) return detail::execScript(db, kReaderPragmas, "set pragmas", path);
+  // Takes effect only on a new, empty database (before its first page is written).
+  if (auto ps = detail::execScript(db, kPageSize, "set page_size", path); !ps) return ps;
   auto wal = detail::prepare(db, kJournalModeWal, false, "set journal_mode=WAL", path);
   if (!wal) return wal.error();
   Stmt mode(std::move(*wal), "set journal_mode=WAL", &path);
@@ -1022,12 +1061,14 @@ Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
     return invalid(path_,
                    "upsertFact: lms_pass must be -1, 0 or 1 (fact '" + fact.external_id + "')");
   }
+  const std::int64_t key = factKey(fact.external_id);
   // U, T and P share one parameter layout; T binds only what it uses.
   auto bind = [&](Stmt& stmt, bool all) {
     stmt.bindInt(1, fact.source_id);
     stmt.bindText(2, fact.external_id);
     stmt.bindId(3, fact.person_id);
     stmt.bindInstant(15, now);
+    stmt.bindInt(16, key);
     if (!all) return;
     stmt.bindText(4, fact.item);
     stmt.bindText(5, fact.lms_item);
@@ -1065,6 +1106,12 @@ Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
     if (!rewrite) return rewrite.error();
     bind(*rewrite, true);
     if (auto ran = rewrite->run(); !ran) return ran.error();
+    if (sqlite3_changes(db_) == 0) {
+      // Another external id of this source owns the key: never overwrite it.
+      return invalid(path_, "upsertFact: fact key collision: external id '" + fact.external_id +
+                                "' hashes to the key of another fact of the same source; the "
+                                "fact was not stored");
+    }
     return UpsertOutcome::Updated;
   });
 }
