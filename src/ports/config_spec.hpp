@@ -69,3 +69,16 @@ struct Options {
 };
 
 }  // namespace certgate::ports
+
+#include <functional>
+
+#include "core/result.hpp"
+
+namespace certgate::ports {
+
+// Reads the value of a secret option (a {file: PATH} or {credential: NAME} reference, see
+// config/README.md "Secrets"). Supplied by the composition root; it also registers the value
+// with the log redactor. Errors name the reference, never the value.
+using SecretReader = std::function<core::Result<std::string>(const OptionValue& ref)>;
+
+}  // namespace certgate::ports
