@@ -213,8 +213,43 @@ BEGIN
 END;
 )sql";
 
+// Directory reconciliation: the person -> directory account cache and stored plans.
+constexpr const char kDirectorySchema[] = R"sql(
+-- Which directory user a person is, per directory (found by the configured match rules).
+CREATE TABLE directory_accounts (
+  directory   TEXT    NOT NULL,
+  person_id   INTEGER NOT NULL REFERENCES persons(id),
+  user_id     TEXT    NOT NULL,
+  resolved_at INTEGER NOT NULL,
+  PRIMARY KEY (directory, person_id)
+) WITHOUT ROWID;
+CREATE INDEX directory_accounts_by_user ON directory_accounts (directory, user_id);
+
+-- Plans: the printable dry run, kept so that `apply ID` applies exactly what was reviewed and a
+-- held plan can be approved.
+CREATE TABLE plans (
+  id           TEXT    PRIMARY KEY,
+  created_at   INTEGER NOT NULL,
+  run_id       INTEGER REFERENCES runs(id),
+  fingerprint  TEXT    NOT NULL,
+  state        TEXT    NOT NULL
+               CHECK (state IN ('planned', 'held', 'approved', 'applied', 'partial', 'superseded')),
+  adds         INTEGER NOT NULL DEFAULT 0,
+  removes      INTEGER NOT NULL DEFAULT 0,
+  skipped      INTEGER NOT NULL DEFAULT 0,
+  scope        TEXT    NOT NULL DEFAULT '',
+  plan_json    TEXT    NOT NULL,
+  approved_by  TEXT,
+  approved_at  INTEGER,
+  applied_at   INTEGER,
+  outcome      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX plans_by_created ON plans (created_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
+    {2, "directory accounts and plans", kDirectorySchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

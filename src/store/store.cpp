@@ -224,6 +224,32 @@ constexpr const char kListRuns[] =
     "SELECT id, kind, started_at, finished_at, outcome, summary_json"
     "  FROM runs ORDER BY id DESC LIMIT ?1";
 
+// --- directory accounts and plans
+constexpr const char kUpsertAccount[] =
+    "INSERT INTO directory_accounts (directory, person_id, user_id, resolved_at)"
+    " VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (directory, person_id) DO UPDATE SET user_id = excluded.user_id,"
+    "   resolved_at = excluded.resolved_at";
+constexpr const char kForgetAccount[] =
+    "DELETE FROM directory_accounts WHERE directory = ?1 AND person_id = ?2";
+constexpr const char kAccounts[] =
+    "SELECT directory, person_id, user_id, resolved_at FROM directory_accounts"
+    " WHERE directory = ?1 ORDER BY person_id";
+constexpr const char kInsertPlan[] =
+    "INSERT INTO plans (id, created_at, run_id, fingerprint, state, adds, removes, skipped,"
+    "                   scope, plan_json, outcome)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+constexpr const char kPlanColumns[] =
+    "SELECT id, created_at, run_id, fingerprint, state, adds, removes, skipped, scope, ";
+constexpr const char kPlanTail[] =
+    " approved_by, approved_at, applied_at, outcome FROM plans";
+constexpr const char kUpdatePlan[] =
+    "UPDATE plans SET state = ?2,"
+    "  approved_by = coalesce(?3, approved_by), approved_at = coalesce(?4, approved_at),"
+    "  applied_at = coalesce(?5, applied_at), outcome = coalesce(?6, outcome)"
+    " WHERE id = ?1";
+constexpr const char kPlanStates[] = "planned held approved applied partial superseded";
+
 // --- connection settings, integrity, backup
 constexpr const char kPageSize[] = "PRAGMA page_size = 16384;";
 constexpr const char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
@@ -1579,6 +1605,149 @@ Result<std::vector<RunRow>> Store::runs(std::int64_t limit) {
   return collect<RunRow>(*stmt, [](const Stmt& s) {
     return RunRow{s.colInt(0),        s.colText(1), s.colInstant(2),
                   s.colOptInstant(3), s.colText(4), s.colText(5)};
+  });
+}
+
+// --- directory accounts
+
+Status Store::upsertAccount(const AccountRow& row) {
+  if (row.directory.empty() || row.person_id <= 0 || row.user_id.empty()) {
+    return invalid(path_, "upsertAccount: an account needs a directory, a person and a user id");
+  }
+  return cache_->inWrite("upsertAccount", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kUpsertAccount, "upsertAccount");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, row.directory);
+    stmt->bindInt(2, row.person_id);
+    stmt->bindText(3, row.user_id);
+    stmt->bindInstant(4, row.resolved_at);
+    return stmt->run();
+  });
+}
+
+Status Store::forgetAccount(const std::string& directory, std::int64_t person_id) {
+  return cache_->inWrite("forgetAccount", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kForgetAccount, "forgetAccount");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, directory);
+    stmt->bindInt(2, person_id);
+    return stmt->run();
+  });
+}
+
+Result<std::vector<AccountRow>> Store::accounts(const std::string& directory) {
+  auto stmt = cache_->stmt(kAccounts, "accounts");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, directory);
+  return collect<AccountRow>(*stmt, [](const Stmt& s) {
+    return AccountRow{s.colText(0), s.colInt(1), s.colText(2), s.colInstant(3)};
+  });
+}
+
+// --- plans
+
+namespace {
+bool validPlanState(const std::string& state) {
+  if (state.empty() || state.find(' ') != std::string::npos) return false;
+  const std::string_view all = kPlanStates;
+  for (std::size_t pos = all.find(state); pos != std::string_view::npos;
+       pos = all.find(state, pos + 1)) {
+    const bool starts = pos == 0 || all[pos - 1] == ' ';
+    const bool ends = pos + state.size() == all.size() || all[pos + state.size()] == ' ';
+    if (starts && ends) return true;
+  }
+  return false;
+}
+
+PlanRow readPlan(const Stmt& s, bool with_json) {
+  PlanRow p;
+  p.id = s.colText(0);
+  p.created_at = s.colInstant(1);
+  p.run_id = s.colInt(2);
+  p.fingerprint = s.colText(3);
+  p.state = s.colText(4);
+  p.adds = s.colInt(5);
+  p.removes = s.colInt(6);
+  p.skipped = s.colInt(7);
+  p.scope = s.colText(8);
+  if (with_json) p.plan_json = s.colText(9);
+  p.approved_by = s.colText(10);
+  p.approved_at = s.colOptInstant(11);
+  p.applied_at = s.colOptInstant(12);
+  p.outcome = s.colText(13);
+  return p;
+}
+}  // namespace
+
+Status Store::insertPlan(const PlanRow& row) {
+  if (row.id.empty() || row.plan_json.empty() || !validPlanState(row.state)) {
+    return invalid(path_, "insertPlan: a plan needs an id, a known state (" +
+                              std::string(kPlanStates) + ") and its JSON");
+  }
+  return cache_->inWrite("insertPlan", Cache::Nested::Join, [&]() -> Status {
+    auto existing = plan(row.id);
+    if (!existing) return existing.error();
+    if (existing->has_value()) {
+      return makeError(ErrorKind::Conflict, "insertPlan: a plan with id '" + row.id + "' exists",
+                       path_, "plan ids are unique; make a new plan");
+    }
+    auto stmt = cache_->stmt(kInsertPlan, "insertPlan");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, row.id);
+    stmt->bindInstant(2, row.created_at);
+    stmt->bindId(3, row.run_id);
+    stmt->bindText(4, row.fingerprint);
+    stmt->bindText(5, row.state);
+    stmt->bindInt(6, row.adds);
+    stmt->bindInt(7, row.removes);
+    stmt->bindInt(8, row.skipped);
+    stmt->bindText(9, row.scope);
+    stmt->bindText(10, row.plan_json);
+    stmt->bindText(11, row.outcome);
+    return stmt->run();
+  });
+}
+
+Result<std::optional<PlanRow>> Store::plan(const std::string& id) {
+  static const std::string sql =
+      std::string(kPlanColumns) + "plan_json," + kPlanTail + " WHERE id = ?1";
+  auto stmt = cache_->stmt(sql.c_str(), "plan");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, id);
+  auto found = stmt->stepRow();
+  if (!found) return found.error();
+  if (!*found) return std::optional<PlanRow>{};
+  return std::optional<PlanRow>{readPlan(*stmt, true)};
+}
+
+Result<std::vector<PlanRow>> Store::plans(std::int64_t limit) {
+  static const std::string sql = std::string(kPlanColumns) + "''," + kPlanTail +
+                                 " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
+  auto stmt = cache_->stmt(sql.c_str(), "plans");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, limit);
+  return collect<PlanRow>(*stmt, [](const Stmt& s) { return readPlan(s, false); });
+}
+
+Status Store::updatePlan(const std::string& id, const std::string& state,
+                         const std::string& approved_by, std::optional<Instant> approved_at,
+                         std::optional<Instant> applied_at, const std::string& outcome) {
+  if (!validPlanState(state)) {
+    return invalid(path_, "updatePlan: unknown plan state '" + state + "' (" +
+                              std::string(kPlanStates) + ")");
+  }
+  return cache_->inWrite("updatePlan", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kUpdatePlan, "updatePlan");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, id);
+    stmt->bindText(2, state);
+    if (approved_by.empty()) stmt->bindNull(3); else stmt->bindText(3, approved_by);
+    stmt->bindInstant(4, approved_at);
+    stmt->bindInstant(5, applied_at);
+    if (outcome.empty()) stmt->bindNull(6); else stmt->bindText(6, outcome);
+    if (auto ran = stmt->run(); !ran) return ran;
+    if (sqlite3_changes(db_) == 0) return notFound(path_, "updatePlan: no plan with id '" + id + "'");
+    return {};
   });
 }
 

@@ -177,6 +177,32 @@ struct IntentRow {
   int attempts = 0;
 };
 
+// A person's account in a directory (the match cache).
+struct AccountRow {
+  std::string directory;
+  std::int64_t person_id = 0;
+  std::string user_id;
+  Instant resolved_at{};
+};
+
+// A stored plan. plan_json is the whole plan as printed by `plan --format json`.
+struct PlanRow {
+  std::string id;
+  Instant created_at{};
+  std::int64_t run_id = 0;
+  std::string fingerprint;
+  std::string state;  // planned | held | approved | applied | partial | superseded
+  std::int64_t adds = 0;
+  std::int64_t removes = 0;
+  std::int64_t skipped = 0;
+  std::string scope;  // "" = everybody, else the person the plan was made for
+  std::string plan_json;
+  std::string approved_by;
+  std::optional<Instant> approved_at;
+  std::optional<Instant> applied_at;
+  std::string outcome;
+};
+
 struct AuditRow {
   std::int64_t id = 0;
   Instant at{};
@@ -321,6 +347,21 @@ class Store {
   Status completeIntent(std::int64_t id, const std::string& state, const std::string& outcome,
                         Instant at);
   Result<std::vector<IntentRow>> pendingIntents();  // by id
+
+  // --- directory accounts (person -> directory user id)
+  // Inserts or replaces the person's account in that directory.
+  Status upsertAccount(const AccountRow& row);
+  Status forgetAccount(const std::string& directory, std::int64_t person_id);
+  Result<std::vector<AccountRow>> accounts(const std::string& directory);  // by person_id
+
+  // --- plans
+  Status insertPlan(const PlanRow& row);  // Conflict if the id exists
+  Result<std::optional<PlanRow>> plan(const std::string& id);
+  Result<std::vector<PlanRow>> plans(std::int64_t limit = 50);  // newest first, without plan_json
+  // Sets the state (and approved_by/at, applied_at, outcome when given). NotFound if absent.
+  Status updatePlan(const std::string& id, const std::string& state,
+                    const std::string& approved_by = {}, std::optional<Instant> approved_at = {},
+                    std::optional<Instant> applied_at = {}, const std::string& outcome = {});
 
   // --- audit and runs
   // Append-only (triggers refuse UPDATE and DELETE of audit rows).

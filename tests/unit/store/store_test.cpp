@@ -803,3 +803,90 @@ TEST_CASE("Runs begin as running and finish once with an outcome", "[unit][store
 
 }  // namespace
 }  // namespace certgate::store
+
+namespace certgate::store {
+namespace {
+
+using core::ErrorKind;
+using namespace testing;
+
+// ---------------------------------------------------------------------------------------------
+// Directory accounts and plans
+
+TEST_CASE("A person's directory account is cached per directory and can be replaced",
+          "[unit][store]") {
+  TempDir dir;
+  auto store = openOk(dir.file("state.db"));
+  const auto alice = valueOf(store->upsertPerson(makePerson("e1", "e1", "")));
+  const auto bob = valueOf(store->upsertPerson(makePerson("e2", "e2", "")));
+  requireOk(store->upsertAccount({"scim", bob, "u-bob", at(10)}));
+  requireOk(store->upsertAccount({"scim", alice, "u-alice", at(10)}));
+  requireOk(store->upsertAccount({"okta", alice, "00u-alice", at(10)}));
+  requireOk(store->upsertAccount({"scim", alice, "u-alice-2", at(20)}));
+
+  const auto scim = valueOf(store->accounts("scim"));
+  REQUIRE(scim.size() == 2);
+  CHECK(scim[0].person_id == alice);  // by person id
+  CHECK(scim[0].user_id == "u-alice-2");
+  CHECK(scim[0].resolved_at == at(20));
+  CHECK(scim[1].user_id == "u-bob");
+  CHECK(valueOf(store->accounts("okta")).size() == 1);
+
+  requireOk(store->forgetAccount("scim", alice));
+  CHECK(valueOf(store->accounts("scim")).size() == 1);
+  auto bad = store->upsertAccount({"scim", alice, "", at(1)});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().kind == ErrorKind::Invalid);
+}
+
+TEST_CASE("Plans are stored once, listed newest first and move through their states",
+          "[unit][store]") {
+  TempDir dir;
+  auto store = openOk(dir.file("state.db"));
+  PlanRow p;
+  p.id = "p-1";
+  p.created_at = at(100);
+  p.fingerprint = "abc";
+  p.state = "held";
+  p.adds = 2;
+  p.removes = 40;
+  p.plan_json = R"({"actions":[]})";
+  requireOk(store->insertPlan(p));
+  auto again = store->insertPlan(p);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().kind == ErrorKind::Conflict);
+
+  PlanRow q = p;
+  q.id = "p-2";
+  q.created_at = at(200);
+  q.state = "planned";
+  requireOk(store->insertPlan(q));
+
+  const auto list = valueOf(store->plans());
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].id == "p-2");
+  CHECK(list[0].plan_json.empty());  // the list leaves the JSON out
+
+  requireOk(store->updatePlan("p-1", "approved", "carol", at(300)));
+  requireOk(store->updatePlan("p-1", "applied", {}, {}, at(400), "40 removed"));
+  const auto got = valueOf(store->plan("p-1"));
+  REQUIRE(got.has_value());
+  CHECK(got->state == "applied");
+  CHECK(got->approved_by == "carol");  // kept from the approval
+  CHECK(got->approved_at == at(300));
+  CHECK(got->applied_at == at(400));
+  CHECK(got->outcome == "40 removed");
+  CHECK(got->plan_json == p.plan_json);
+  CHECK(got->removes == 40);
+
+  CHECK_FALSE(valueOf(store->plan("nope")).has_value());
+  auto missing = store->updatePlan("nope", "applied");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+  auto bad_state = store->updatePlan("p-1", "plan");  // a prefix of "planned" is not a state
+  REQUIRE_FALSE(bad_state.ok());
+  CHECK(bad_state.error().kind == ErrorKind::Invalid);
+}
+
+}  // namespace
+}  // namespace certgate::store
