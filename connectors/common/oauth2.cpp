@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
+#include <optional>
 #include <utility>
 
 namespace certgate::connectors::oauth2 {
@@ -72,50 +74,97 @@ TokenSource::TokenSource(http::Client& client, ClientCredentialsConfig config,
 void TokenSource::invalidate() {
   std::lock_guard lock(mutex_);
   token_.clear();
-  expires_at_ = 0;
+  refresh_at_ = 0;
+}
+
+core::Result<http::Response> TokenSource::post(const std::string& where) {
+  auto build = [&]() -> core::Result<http::Request> {
+    http::Request req;
+    req.method = http::Method::Post;
+    req.url = config_.token_url;
+    req.idempotent = true;  // a token request has no side effect worth guarding
+    req.headers.set("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.set("Accept", "application/json");
+    std::string body = "grant_type=client_credentials";
+    if (!config_.scope.empty()) body += "&scope=" + formEncode(config_.scope);
+    switch (config_.auth) {
+      case ClientAuth::SecretPost:
+        body += "&client_id=" + formEncode(config_.client_id) +
+                "&client_secret=" + formEncode(config_.client_secret);
+        break;
+      case ClientAuth::SecretBasic:
+        req.headers.set("Authorization",
+                        "Basic " + base64(formEncode(config_.client_id) + ":" +
+                                          formEncode(config_.client_secret)));
+        break;
+      case ClientAuth::PrivateKeyJwt: {
+        if (!config_.client_assertion)
+          return core::makeError(core::ErrorKind::Internal,
+                                 "private_key_jwt configured without an assertion signer", where);
+        auto assertion = config_.client_assertion();
+        if (!assertion) return assertion.error();
+        if (redactor_) redactor_->add(*assertion);
+        body += "&client_id=" + formEncode(config_.client_id) + "&client_assertion_type=" +
+                formEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+                "&client_assertion=" + formEncode(*assertion);
+        break;
+      }
+    }
+    req.body = std::move(body);
+    return req;
+  };
+
+  const http::RetryPolicy policy;
+  if (config_.auth != ClientAuth::PrivateKeyJwt) {
+    auto req = build();
+    if (!req) return req.error();
+    return client_.sendWithRetry(*req, policy);
+  }
+
+  // An assertion is single-use (RFC 7523 3, jti): every attempt signs a new one, so the retry
+  // loop lives here instead of in sendWithRetry.
+  const auto& opts = client_.options();
+  for (int attempt = 1;; ++attempt) {
+    auto req = build();
+    if (!req) return req.error();
+    http::RetryPolicy once = policy;
+    once.max_attempts = 1;
+    auto resp = client_.sendWithRetry(*req, once);
+    bool retryable = false;
+    std::optional<long> retry_after_s;
+    if (!resp) {
+      retryable = resp.error().kind == core::ErrorKind::Transient;
+    } else {
+      const auto status = http::classify(*resp, {}, opts.now_unix_s());
+      if (!status) {
+        retryable = status.error().kind == core::ErrorKind::Transient ||
+                    status.error().kind == core::ErrorKind::RateLimited;
+        if (auto header = resp->headers.get("Retry-After"))
+          retry_after_s = http::parseRetryAfter(*header, opts.now_unix_s());
+      }
+    }
+    if (!retryable || attempt >= policy.max_attempts) return resp;
+    http::Millis delay{0};
+    if (retry_after_s) {
+      delay = std::min(http::Millis(std::chrono::seconds(*retry_after_s)), policy.max_retry_after);
+    } else {
+      const auto cap = std::min(policy.max_delay.count(),
+                                policy.base_delay.count() << std::min(attempt - 1, 20));
+      const double r = std::clamp(opts.random01(), 0.0, 1.0);
+      delay = http::Millis(static_cast<http::Millis::rep>(r * static_cast<double>(cap)));
+    }
+    opts.sleep(delay);
+  }
 }
 
 core::Result<std::string> TokenSource::token() {
   std::lock_guard lock(mutex_);
   const std::int64_t now = now_();
-  if (!token_.empty() && now + config_.refresh_margin.count() < expires_at_) return token_;
+  if (!token_.empty() && now < refresh_at_) return token_;
 
   const std::string where = config_.where.empty() ? config_.token_url : config_.where;
-  http::Request req;
-  req.method = http::Method::Post;
-  req.url = config_.token_url;
-  req.idempotent = true;  // a token request has no side effect worth guarding
-  req.headers.set("Content-Type", "application/x-www-form-urlencoded");
-  req.headers.set("Accept", "application/json");
-  std::string body = "grant_type=client_credentials";
-  if (!config_.scope.empty()) body += "&scope=" + formEncode(config_.scope);
-  switch (config_.auth) {
-    case ClientAuth::SecretPost:
-      body += "&client_id=" + formEncode(config_.client_id) +
-              "&client_secret=" + formEncode(config_.client_secret);
-      break;
-    case ClientAuth::SecretBasic:
-      req.headers.set("Authorization",
-                      "Basic " + base64(formEncode(config_.client_id) + ":" +
-                                        formEncode(config_.client_secret)));
-      break;
-    case ClientAuth::PrivateKeyJwt: {
-      if (!config_.client_assertion)
-        return core::makeError(core::ErrorKind::Internal,
-                               "private_key_jwt configured without an assertion signer", where);
-      auto assertion = config_.client_assertion();
-      if (!assertion) return assertion.error();
-      if (redactor_) redactor_->add(*assertion);
-      body += "&client_id=" + formEncode(config_.client_id) +
-              "&client_assertion_type=" +
-              formEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-              "&client_assertion=" + formEncode(*assertion);
-      break;
-    }
-  }
-  req.body = std::move(body);
   ++fetches_;
-  auto resp = client_.sendWithRetry(req, http::RetryPolicy{});
+  auto resp = post(where);
   if (!resp) return resp.error();
 
   nlohmann::json doc = nlohmann::json::parse(resp->body, nullptr, false);
@@ -134,14 +183,15 @@ core::Result<std::string> TokenSource::token() {
     err.message = "token request to " + config_.token_url + " refused (HTTP " +
                   std::to_string(resp->status) + (code.empty() ? "" : ", " + code) +
                   (description.empty() ? "" : ": " + description) + ")";
-    if (redactor_) err.message = redactor_->redact(err.message);
+    err.message = redactor_ ? redactor_->redact(err.message) : http::redact(err.message);
     err.where = where;
     if (err.kind == core::ErrorKind::Auth)
       err.hint = "check the client id, the secret or key, and the app's grants in the identity "
                  "provider";
     return err;
   }
-  if (!doc.is_object() || !doc.contains("access_token") || !doc["access_token"].is_string())
+  if (!doc.is_object() || !doc.contains("access_token") || !doc["access_token"].is_string() ||
+      doc["access_token"].get<std::string>().empty())
     return core::makeError(core::ErrorKind::Permanent,
                            "token response from " + config_.token_url +
                                " has no access_token (RFC 6749 5.1)",
@@ -150,16 +200,24 @@ core::Result<std::string> TokenSource::token() {
   if (redactor_) redactor_->add(token_);
   std::int64_t lifetime = 3600;
   if (doc.contains("expires_in")) {
-    if (doc["expires_in"].is_number_integer()) lifetime = doc["expires_in"].get<std::int64_t>();
-    else if (doc["expires_in"].is_string()) {
+    const auto& e = doc["expires_in"];
+    if (e.is_number_integer()) {
+      lifetime = e.get<std::int64_t>();
+    } else if (e.is_number()) {
+      lifetime = static_cast<std::int64_t>(e.get<double>());
+    } else if (e.is_string()) {
       try {
-        lifetime = std::stoll(doc["expires_in"].get<std::string>());
+        lifetime = std::stoll(e.get<std::string>());
       } catch (...) {
         lifetime = 3600;
       }
     }
   }
-  expires_at_ = now + lifetime;
+  lifetime = std::max<std::int64_t>(lifetime, 0);
+  // A lifetime shorter than the margin would make every call fetch a new token.
+  const std::int64_t margin =
+      std::clamp<std::int64_t>(config_.refresh_margin.count(), 0, lifetime / 2);
+  refresh_at_ = now + lifetime - margin;
   return token_;
 }
 

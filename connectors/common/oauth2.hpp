@@ -10,11 +10,15 @@
 //    `client_assertion` (Okta service apps), sent as client_assertion_type
 //    urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
 //
-// The token is cached until `refresh_margin` before its expires_in; invalidate() drops it (after
-// a 401, so the next call fetches a new one). Error answers (RFC 6749 section 5.2: error,
-// error_description) become Auth errors naming the token endpoint and the error code; the
-// token itself never appears in an error, and it is registered with the client's redactor.
+// The token is cached until `refresh_margin` before its expires_in (the margin is capped at half
+// the lifetime, so a short-lived token is still reused); invalidate() drops it (after a 401, so
+// the next call fetches a new one). A private_key_jwt request that is retried (5xx, 429) carries
+// a freshly signed assertion each time, because servers reject a replayed assertion (jti).
+// Error answers (RFC 6749 section 5.2: error, error_description) become Auth errors naming the
+// token endpoint and the error code; the token itself never appears in an error, and it is
+// registered with the client's redactor. An empty access_token is an error.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -54,17 +58,19 @@ class TokenSource {
   // Forget the cached token (the resource server refused it).
   void invalidate();
   // Token requests made so far.
-  std::uint64_t fetches() const { return fetches_; }
+  std::uint64_t fetches() const { return fetches_.load(); }
 
  private:
+  core::Result<http::Response> post(const std::string& where);
+
   http::Client& client_;
   ClientCredentialsConfig config_;
   std::shared_ptr<http::Redactor> redactor_;
   std::function<std::int64_t()> now_;
   std::mutex mutex_;
   std::string token_;
-  std::int64_t expires_at_ = 0;
-  std::uint64_t fetches_ = 0;
+  std::int64_t refresh_at_ = 0;  // unix seconds from which token_ is no longer handed out
+  std::atomic<std::uint64_t> fetches_{0};
 };
 
 // application/x-www-form-urlencoded encoding of one value (RFC 6749 appendix B).
