@@ -22,9 +22,9 @@ using detail::indexPath;
 using detail::joinPath;
 using detail::MapView;
 
-constexpr std::string_view kTopKeys[] = {"version",        "store",    "tracks",   "policies",
-                                         "group_bindings", "mappings", "identity", "sources",
-                                         "limits",         "schedule", "http",     "logging"};
+constexpr std::string_view kTopKeys[] = {
+    "version",     "store",  "tracks",   "policies", "group_bindings", "mappings", "identity",
+    "sources",     "directories", "limits", "schedule", "http",       "logging"};
 constexpr std::string_view kStoreKeys[] = {"path"};
 constexpr std::string_view kMappingsKeys[] = {"items", "grants", "identity"};
 constexpr std::string_view kIdentityKeys[] = {"keys", "default_population", "roster"};
@@ -33,6 +33,11 @@ constexpr std::string_view kRosterColumnKeys[] = {"employee_id", "email", "displ
                                                   "population"};
 constexpr std::string_view kSourceCommonKeys[] = {"name", "kind", "enabled", "trust_lms_expiry",
                                                   "min_record_ratio"};
+constexpr std::string_view kDirectoryCommonKeys[] = {
+    "name", "kind", "enabled", "default", "match", "population_from_directory",
+    "max_failure_ratio", "concurrency", "aliases"};
+constexpr std::string_view kMatchKeys[] = {"person", "attribute"};
+constexpr std::string_view kDirectoryKinds[] = {"scim", "okta", "graph"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
 constexpr std::string_view kScheduleKeys[] = {"interval", "jitter"};
 constexpr std::string_view kHttpKeys[] = {"listen", "admin_token"};
@@ -182,6 +187,7 @@ struct Loader {
   Settings& s;
   SpecLookup specs;
   const std::vector<std::string>* known_kinds;  // may be null
+  SpecLookup directory_specs = nullptr;
   detail::PolicyInputs inputs;
   std::vector<FileRef> item_files;
   std::optional<FileRef> identity_file;
@@ -209,6 +215,15 @@ struct Loader {
   void sources(const FileReader& r, const Entry& e);
   void source(const FileReader& r, const YAML::Node& node, const std::string& path,
               std::set<std::string>& names);
+  void directories(const FileReader& r, const Entry& e);
+  void directory(const FileReader& r, const YAML::Node& node, const std::string& path,
+                 std::set<std::string>& names);
+  bool connectorOption(const FileReader& r, const Entry& e, const std::string& path,
+                       const std::string& kind, const ports::ConfigSpec* spec, bool have_registry,
+                       const std::vector<std::string_view>& valid, ports::Options& options);
+  bool requiredOptions(const FileReader& r, const YAML::Node& node, const MapView& m,
+                       const std::string& path, const std::string& kind,
+                       const ports::ConfigSpec* spec, const ports::Options& options);
   void itemFile(const FileRef& ref, const detail::PolicyIndex& index);
   void identityMapping(const FileRef& ref);
   std::vector<std::string> sourceNames() const {
@@ -266,6 +281,8 @@ void Loader::main(const FileReader& r, const MapView& m) {
     sources(r, *e);
   else
     r.warn(m.node, "no sources are configured: certgate will read no LMS data");
+
+  if (const Entry* e = FileReader::optional(m, "directories")) directories(r, *e);
 
   if (const Entry* e = FileReader::optional(m, "limits")) {
     if (auto lm = r.map(e->value, "limits", kLimitsKeys)) {
@@ -498,60 +515,188 @@ void Loader::source(const FileReader& r, const YAML::Node& node, const std::stri
         src.min_record_ratio = *d;
       else
         ok = false;
-    } else if (spec) {
-      const ports::ConfigKey* key = spec->find(e.key);
-      if (!key) {
-        const std::string close = detail::closestKey(e.key, valid);
-        r.error(e.key_node,
-                "unknown key '" + e.key + "' in " + path + " (kind " + src.kind +
-                    "); valid keys: " + detail::joinList(valid) +
-                    (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
-                close.empty() ? "remove it or use one of the valid keys (certgate connectors "
-                                "describe " +
-                                    src.kind + ")"
-                              : "rename '" + e.key + "' to '" + close + "'");
-        ok = false;
-        continue;
-      }
-      if (e.value.IsNull()) {
-        r.error(e.value, kp + " is empty", "give it a value or remove the key");
-        ok = false;
-        continue;
-      }
-      if (auto v = optionValue(r, e.value, kp, *key, s.base_dir))
-        src.options.values.emplace_back(e.key, std::move(*v));
-      else
-        ok = false;
-    } else if (!specs) {
-      // No registry to check against: keep the value as written.
-      ports::OptionValue v;
-      v.where = r.at(e.value).str();
-      if (e.value.IsScalar()) {
-        v.scalar = e.value.Scalar();
-      } else if (e.value.IsSequence()) {
-        v.shape = ports::OptionValue::Shape::List;
-        for (const auto& x : e.value) v.list.push_back(x.IsScalar() ? x.Scalar() : std::string());
-      } else if (e.value.IsMap()) {
-        v.shape = ports::OptionValue::Shape::Map;
-        for (auto it = e.value.begin(); it != e.value.end(); ++it)
-          v.map.emplace_back(it->first.IsScalar() ? it->first.Scalar() : std::string(),
-                             it->second.IsScalar() ? it->second.Scalar() : std::string());
-      }
-      src.options.values.emplace_back(e.key, std::move(v));
-    }
-  }
-  if (spec) {
-    for (const auto& key : spec->keys) {
-      if (!key.required || src.options.find(key.key)) continue;
-      if (const Entry* present = m->find(key.key); present && !present->value.IsNull()) continue;
-      r.error(node,
-              "missing required key '" + key.key + "' in " + path + " (kind " + src.kind + ")" +
-                  (key.description.empty() ? std::string() : ": " + key.description),
-              "add '" + key.key + ":' (" + ports::toString(key.type) + ")");
+    } else if (!connectorOption(r, e, path, src.kind, spec, specs != nullptr, valid,
+                                src.options)) {
       ok = false;
     }
   }
+  if (!requiredOptions(r, node, *m, path, src.kind, spec, src.options)) ok = false;
   if (ok || !src.name.empty()) s.sources.push_back(std::move(src));
+}
+
+bool Loader::connectorOption(const FileReader& r, const Entry& e, const std::string& path,
+                             const std::string& kind, const ports::ConfigSpec* spec,
+                             bool have_registry, const std::vector<std::string_view>& valid,
+                             ports::Options& options) {
+  const std::string kp = joinPath(path, e.key);
+  if (spec) {
+    const ports::ConfigKey* key = spec->find(e.key);
+    if (!key) {
+      const std::string close = detail::closestKey(e.key, valid);
+      r.error(e.key_node,
+              "unknown key '" + e.key + "' in " + path + " (kind " + kind +
+                  "); valid keys: " + detail::joinList(valid) +
+                  (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
+              close.empty() ? "remove it or use one of the valid keys (certgate connectors "
+                              "describe " +
+                                  kind + ")"
+                            : "rename '" + e.key + "' to '" + close + "'");
+      return false;
+    }
+    if (e.value.IsNull()) {
+      r.error(e.value, kp + " is empty", "give it a value or remove the key");
+      return false;
+    }
+    auto v = optionValue(r, e.value, kp, *key, s.base_dir);
+    if (!v) return false;
+    options.values.emplace_back(e.key, std::move(*v));
+    return true;
+  }
+  if (have_registry) return true;  // unknown kind: already reported
+  // No registry to check against: keep the value as written.
+  ports::OptionValue v;
+  v.where = r.at(e.value).str();
+  if (e.value.IsScalar()) {
+    v.scalar = e.value.Scalar();
+  } else if (e.value.IsSequence()) {
+    v.shape = ports::OptionValue::Shape::List;
+    for (const auto& x : e.value) v.list.push_back(x.IsScalar() ? x.Scalar() : std::string());
+  } else if (e.value.IsMap()) {
+    v.shape = ports::OptionValue::Shape::Map;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it)
+      v.map.emplace_back(it->first.IsScalar() ? it->first.Scalar() : std::string(),
+                         it->second.IsScalar() ? it->second.Scalar() : std::string());
+  }
+  options.values.emplace_back(e.key, std::move(v));
+  return true;
+}
+
+bool Loader::requiredOptions(const FileReader& r, const YAML::Node& node, const MapView& m,
+                             const std::string& path, const std::string& kind,
+                             const ports::ConfigSpec* spec, const ports::Options& options) {
+  if (!spec) return true;
+  bool ok = true;
+  for (const auto& key : spec->keys) {
+    if (!key.required || options.find(key.key)) continue;
+    if (const Entry* present = m.find(key.key); present && !present->value.IsNull()) continue;
+    r.error(node,
+            "missing required key '" + key.key + "' in " + path + " (kind " + kind + ")" +
+                (key.description.empty() ? std::string() : ": " + key.description),
+            "add '" + key.key + ":' (" + ports::toString(key.type) + ")");
+    ok = false;
+  }
+  return ok;
+}
+
+void Loader::directories(const FileReader& r, const Entry& e) {
+  auto items = r.sequence(e.value, "directories");
+  if (!items) return;
+  std::set<std::string> names;
+  std::size_t i = 0;
+  for (const auto& item : *items) directory(r, item, indexPath("directories", i++), names);
+  std::size_t defaults = 0;
+  for (const auto& d : s.directories) defaults += d.is_default ? 1 : 0;
+  if (defaults > 1)
+    r.error(e.value, "more than one directory says default: true",
+            "mark exactly one directory as the default");
+}
+
+void Loader::directory(const FileReader& r, const YAML::Node& node, const std::string& path,
+                       std::set<std::string>& names) {
+  auto m = r.openMap(node, path);
+  if (!m) return;
+  DirectorySettings dir;
+  dir.where = r.at(node);
+  dir.options.where = dir.where.str();
+  if (const Entry* n = r.require(*m, "name", path, "add name: a short unique name, e.g. okta")) {
+    if (auto v = r.string(n->value, joinPath(path, "name"))) {
+      if (!validSourceName(*v))
+        r.error(n->value,
+                joinPath(path, "name") + " '" + *v + "' may only contain a-z, 0-9, '-' and '_'",
+                "use a lower-case name such as okta or entra");
+      else if (!names.insert(*v).second)
+        r.error(n->value, "duplicate directory name '" + *v + "'",
+                "give every directory its own name");
+      dir.name = *v;
+    }
+  }
+  const ports::ConfigSpec* spec = nullptr;
+  if (const Entry* k = r.require(*m, "kind", path, "add kind: scim, okta or graph")) {
+    if (auto v = r.string(k->value, joinPath(path, "kind"))) {
+      dir.kind = *v;
+      if (!directory_specs) {
+        r.warn(k->value,
+               "connector options of " + path + " were not checked (no connector registry)");
+      } else if ((spec = directory_specs(*v)) == nullptr) {
+        std::vector<std::string_view> kinds;
+        for (auto kk : kDirectoryKinds)
+          if (directory_specs(std::string(kk))) kinds.push_back(kk);
+        const std::string close = detail::closestKey(*v, kinds);
+        r.error(k->value,
+                joinPath(path, "kind") + ": unknown directory kind '" + *v +
+                    "'; known kinds: " + detail::joinList(kinds) +
+                    (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
+                "use one of the known kinds (certgate connectors list)");
+      }
+    }
+  }
+  std::vector<std::string_view> valid(std::begin(kDirectoryCommonKeys),
+                                      std::end(kDirectoryCommonKeys));
+  if (spec)
+    for (const auto& k : spec->keys) valid.emplace_back(k.key);
+  for (const auto& e : m->entries()) {
+    const std::string kp = joinPath(path, e.key);
+    if (e.key == "name" || e.key == "kind") continue;
+    if (e.key == "enabled") {
+      if (auto b = r.boolean(e.value, kp)) dir.enabled = *b;
+    } else if (e.key == "default") {
+      if (auto b = r.boolean(e.value, kp)) dir.is_default = *b;
+    } else if (e.key == "aliases") {
+      if (auto items = r.stringItems(e.value, kp))
+        for (const auto& item : *items) dir.aliases.push_back(item.first);
+    } else if (e.key == "population_from_directory") {
+      if (auto b = r.boolean(e.value, kp)) dir.population_from_directory = *b;
+    } else if (e.key == "max_failure_ratio") {
+      if (auto d = r.number(e.value, kp, 0, 1)) dir.max_failure_ratio = *d;
+    } else if (e.key == "concurrency") {
+      if (auto n = r.integer(e.value, kp, 1, 64)) dir.concurrency = static_cast<int>(*n);
+    } else if (e.key == "match") {
+      auto seq = r.sequence(e.value, kp);
+      if (!seq) continue;
+      dir.match.clear();
+      std::size_t j = 0;
+      for (const auto& item : *seq) {
+        const std::string ip = indexPath(kp, j++);
+        auto mm = r.map(item, ip, kMatchKeys);
+        if (!mm) continue;
+        MatchRule rule;
+        rule.where = r.at(item);
+        if (const Entry* pe = r.require(*mm, "person", ip, "add person: employee_id or email")) {
+          if (auto v = r.string(pe->value, joinPath(ip, "person"))) {
+            if (*v == "employee_id") rule.person = MatchRule::Person::EmployeeId;
+            else if (*v == "email") rule.person = MatchRule::Person::Email;
+            else
+              r.error(pe->value, joinPath(ip, "person") + ": '" + *v +
+                                     "' is not a person identifier; use employee_id or email",
+                      "write person: employee_id or person: email");
+          }
+        }
+        if (const Entry* ae = r.require(*mm, "attribute", ip,
+                                        "add attribute: user_name, email, employee_id, "
+                                        "external_id or the directory's own attribute name")) {
+          if (auto v = r.string(ae->value, joinPath(ip, "attribute"))) rule.attribute = *v;
+        }
+        dir.match.push_back(std::move(rule));
+      }
+      if (dir.match.empty())
+        r.error(e.value, kp + " is empty", "list at least one {person, attribute} rule");
+    } else {
+      (void)connectorOption(r, e, path, dir.kind, spec, directory_specs != nullptr, valid,
+                            dir.options);
+    }
+  }
+  (void)requiredOptions(r, node, *m, path, dir.kind, spec, dir.options);
+  s.directories.push_back(std::move(dir));
 }
 
 void Loader::itemFile(const FileRef& ref, const detail::PolicyIndex& index) {
@@ -739,8 +884,36 @@ void Loader::identityMapping(const FileRef& ref) {
   }
 }
 
+// Every group grant must name a configured directory (or use the default one).
+void checkGrantDirectories(const Settings& s, Diagnostics& diag) {
+  bool any_group = false;
+  std::string names;
+  for (const auto& d : s.directories) names += (names.empty() ? "" : ", ") + d.name;
+  for (const auto& tg : s.policy->grants) {
+    for (const auto& g : tg.groups) {
+      any_group = true;
+      if (s.directories.empty() || findDirectory(s, g.directory)) continue;
+      if (g.directory.empty())
+        diag.error(g.where,
+                   "the grant of track " + tg.track + " (group " + g.group +
+                       ") names no directory and no directory is the default",
+                   "mark one directory with default: true or name the directory in the grant");
+      else
+        diag.error(g.where,
+                   "the grant of track " + tg.track + " names directory '" + g.directory +
+                       "', which is not configured (directories: " + names + ")",
+                   "add it under directories:, or list '" + g.directory +
+                       "' in a directory's aliases");
+    }
+  }
+  if (any_group && s.directories.empty())
+    diag.warn(Location{s.config_file, 1, 1},
+              "tracks grant directory groups but no directories are configured: `plan` and "
+              "`sync` will change no group until one is added under directories:");
+}
+
 core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
-                            const std::vector<std::string>* known_kinds,
+                            SpecLookup directory_specs, const std::vector<std::string>* known_kinds,
                             std::vector<core::Error>* all_errors) {
   Diagnostics diag;
   Settings s;
@@ -751,7 +924,7 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
     abs = abs.lexically_normal();
     s.config_file = abs.string();
     s.base_dir = abs.parent_path().string();
-    Loader loader{diag, s, specs, known_kinds, {}, {}, {}, {}, false};
+    Loader loader{diag, s, specs, known_kinds, directory_specs, {}, {}, {}, {}, false};
     auto doc = detail::loadYamlFile(s.config_file, "config file", diag);
     if (doc) {
       FileReader r(s.config_file, diag);
@@ -772,6 +945,7 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
                    "list track files under 'tracks:' or policy documents under 'policies:'; "
                    "without tracks nobody is entitled to anything");
       if (diag.count() == 0) detail::validateBuiltPolicy(*s.policy, diag);
+      checkGrantDirectories(s, diag);
     }
   } catch (const std::exception& e) {
     diag.error(Location{config_file, 0, 0},
@@ -791,13 +965,33 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
 
 core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
                                     std::vector<core::Error>* all_errors) {
-  return load(config_file, specs, nullptr, all_errors);
+  return load(config_file, specs, nullptr, nullptr, all_errors);
+}
+
+core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup source_specs,
+                                    SpecLookup directory_specs,
+                                    std::vector<core::Error>* all_errors) {
+  return load(config_file, source_specs, directory_specs, nullptr, all_errors);
+}
+
+const DirectorySettings* findDirectory(const Settings& s, const std::string& name) {
+  if (!name.empty()) {
+    for (const auto& d : s.directories)
+      if (d.name == name) return &d;
+    for (const auto& d : s.directories)
+      for (const auto& a : d.aliases)
+        if (a == name) return &d;
+    return nullptr;
+  }
+  for (const auto& d : s.directories)
+    if (d.is_default) return &d;
+  return s.directories.size() == 1 ? &s.directories.front() : nullptr;
 }
 
 core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
                                     const std::vector<std::string>& known_kinds,
                                     std::vector<core::Error>* all_errors) {
-  return load(config_file, specs, &known_kinds, all_errors);
+  return load(config_file, specs, nullptr, &known_kinds, all_errors);
 }
 
 core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(

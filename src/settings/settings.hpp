@@ -50,6 +50,32 @@ struct SourceSettings {
   Location where;
 };
 
+// How a person is found in a directory: the person's identifier, looked up in a directory
+// attribute (user_name, email, employee_id, external_id, or the backend's own attribute name).
+struct MatchRule {
+  enum class Person { EmployeeId, Email } person = Person::Email;
+  std::string attribute;
+  Location where;
+};
+
+// An identity provider whose groups certgate reconciles (connectors/directory).
+struct DirectorySettings {
+  std::string name;
+  std::string kind;  // "scim", "okta", "graph"
+  bool enabled = true;
+  bool is_default = false;  // grants that name no directory use this one
+  // Other names grants may use for it, e.g. a policy document's identityProvider.type (azuread).
+  std::vector<std::string> aliases;
+  // Tried in order until one finds exactly one user.
+  std::vector<MatchRule> match{{MatchRule::Person::EmployeeId, "employee_id", {}},
+                               {MatchRule::Person::Email, "email", {}}};
+  bool population_from_directory = false;  // take each person's population from the roster
+  double max_failure_ratio = 0.5;  // failed/attempted member changes that quarantine the connector
+  int concurrency = 4;             // member changes in flight at once (per directory)
+  ports::Options options;          // connector-specific keys
+  Location where;
+};
+
 // A directory group a track grants.
 struct GroupGrant {
   std::string directory;  // directory name ("" = the default directory)
@@ -162,6 +188,7 @@ struct Settings {
   std::vector<std::string> grant_mapping_files;
   std::string identity_mapping_file;
   std::vector<SourceSettings> sources;
+  std::vector<DirectorySettings> directories;
   IdentitySettings identity;
   Limits limits;
   Schedule schedule;
@@ -186,6 +213,15 @@ core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup s
 core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup specs,
                                     const std::vector<std::string>& known_kinds,
                                     std::vector<core::Error>* all_errors = nullptr);
+
+// Same, also checking `directories` entries against the directory connectors' specs.
+core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup source_specs,
+                                    SpecLookup directory_specs,
+                                    std::vector<core::Error>* all_errors = nullptr);
+
+// The directory a grant names ("" = the default: the one marked default, or the only one).
+// nullptr when there is none.
+const DirectorySettings* findDirectory(const Settings& s, const std::string& name);
 
 // Loads policy documents and track files on their own (validate-config --policy FILE).
 core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(
