@@ -1,15 +1,63 @@
 #include "connectors/registry.hpp"
 
 #include "connectors/lms/csv/csv_source.hpp"
+#if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
+#include "connectors/directory/scim/scim_directory.hpp"
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_OKTA)
+#include "connectors/directory/okta/okta_directory.hpp"
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
+#include "connectors/directory/graph/graph_directory.hpp"
+#endif
 
 namespace certgate::connectors {
 
-std::vector<ConnectorInfo> all() { return {{&csv::spec(), ConnectorRole::LmsSource}}; }
+const char* toString(ConnectorRole role) {
+  switch (role) {
+    case ConnectorRole::LmsSource: return "lms source";
+    case ConnectorRole::Directory: return "directory";
+  }
+  return "?";
+}
+
+std::vector<ConnectorInfo> all() {
+  std::vector<ConnectorInfo> out{{&csv::spec(), ConnectorRole::LmsSource}};
+#if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
+  out.push_back({&scim::spec(), ConnectorRole::Directory});
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_OKTA)
+  out.push_back({&okta::spec(), ConnectorRole::Directory});
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
+  out.push_back({&graph::spec(), ConnectorRole::Directory});
+#endif
+  return out;
+}
+
+namespace {
+const ports::ConfigSpec* specOf(ConnectorRole role, const std::string& kind) {
+  for (const auto& c : all())
+    if (c.role == role && c.spec->kind == kind) return c.spec;
+  return nullptr;
+}
+std::string kindsOf(ConnectorRole role) {
+  std::string known;
+  for (const auto& c : all()) {
+    if (c.role != role) continue;
+    if (!known.empty()) known += ", ";
+    known += c.spec->kind;
+  }
+  return known;
+}
+}  // namespace
 
 const ports::ConfigSpec* lmsSpec(const std::string& kind) {
-  for (const auto& c : all())
-    if (c.role == ConnectorRole::LmsSource && c.spec->kind == kind) return c.spec;
-  return nullptr;
+  return specOf(ConnectorRole::LmsSource, kind);
+}
+
+const ports::ConfigSpec* directorySpec(const std::string& kind) {
+  return specOf(ConnectorRole::Directory, kind);
 }
 
 core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(const std::string& kind,
@@ -17,13 +65,42 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(const std::string&
                                                               const ports::Options& options,
                                                               const std::string& base_dir) {
   if (kind == "csv") return csv::makeSource(name, options, base_dir);
-  std::string known;
-  for (const auto& c : all()) {
-    if (!known.empty()) known += ", ";
-    known += c.spec->kind;
-  }
   return core::makeError(core::ErrorKind::Invalid, "unknown source kind '" + kind + "'", name,
-                         "known kinds: " + known);
+                         "known kinds: " + kindsOf(ConnectorRole::LmsSource));
+}
+
+core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets,
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options) {
+#if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
+  if (kind == "scim")
+    return scim::makeDirectory(name, options, base_dir, secrets, redactor, client_options);
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_OKTA)
+  if (kind == "okta")
+    return okta::makeDirectory(name, options, base_dir, secrets, redactor, client_options);
+#endif
+#if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
+  if (kind == "graph")
+    return graph::makeDirectory(name, options, base_dir, secrets, redactor, client_options);
+#endif
+  (void)options;
+  (void)base_dir;
+  (void)secrets;
+  (void)redactor;
+  (void)client_options;
+  return core::makeError(core::ErrorKind::Invalid, "unknown directory kind '" + kind + "'", name,
+                         "known kinds: " + kindsOf(ConnectorRole::Directory));
+}
+
+std::vector<std::string> directoryWarnings(const std::string& kind, const ports::Options& options) {
+#if defined(CERTGATE_HAVE_DIRECTORY_OKTA)
+  if (kind == "okta") return okta::startupWarnings(options);
+#endif
+  (void)kind;
+  (void)options;
+  return {};
 }
 
 }  // namespace certgate::connectors

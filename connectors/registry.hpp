@@ -6,13 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "connectors/common/http_client.hpp"
 #include "core/result.hpp"
 #include "ports/config_spec.hpp"
+#include "ports/directory.hpp"
 #include "ports/lms_source.hpp"
 
 namespace certgate::connectors {
 
-enum class ConnectorRole { LmsSource };
+enum class ConnectorRole { LmsSource, Directory };
+const char* toString(ConnectorRole role);
 
 struct ConnectorInfo {
   const ports::ConfigSpec* spec;
@@ -30,5 +33,18 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(const std::string&
                                                               const std::string& name,
                                                               const ports::Options& options,
                                                               const std::string& base_dir);
+
+// The spec of a directory kind, or nullptr when no such kind exists.
+const ports::ConfigSpec* directorySpec(const std::string& kind);
+
+// Builds a directory connector (no network I/O; secrets are read through `secrets` and
+// registered with `redactor`). Errors name the offending option.
+core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets,
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options = {});
+
+// Warnings a directory's options deserve at start-up (e.g. Okta with an SSWS API token).
+std::vector<std::string> directoryWarnings(const std::string& kind, const ports::Options& options);
 
 }  // namespace certgate::connectors

@@ -10,8 +10,10 @@
 #include <set>
 #include <sstream>
 
+#include "cli/context.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
+#include "cli/sync_commands.hpp"
 #include "connectors/registry.hpp"
 #include "core/evaluate.hpp"
 #include "core/identity.hpp"
@@ -30,75 +32,7 @@ namespace {
 
 using nlohmann::json;
 
-struct Io {
-  std::ostream& out;
-  std::ostream& err;
-  const ports::Clock& clock;
-  std::optional<core::Instant> now_override;
-  core::Instant now() const { return now_override.value_or(clock.now()); }
-};
-
-std::string defaultConfigPath() {
-  if (const char* env = std::getenv("CERTGATE_CONFIG"); env && *env) return env;
-  return "/etc/certgate/certgate.yaml";
-}
-
-void printErrors(Io& io, const std::vector<core::Error>& errors, const core::Error& first) {
-  if (errors.empty()) {
-    io.err << "error: " << first.describe() << '\n';
-    return;
-  }
-  for (const auto& e : errors) io.err << "error: " << e.describe() << '\n';
-  if (errors.size() > 1) io.err << errors.size() << " errors\n";
-}
-
-// Loads the configuration or prints every error and returns nullopt.
-std::optional<settings::Settings> loadConfig(Io& io, const std::string& path) {
-  std::vector<core::Error> errors;
-  auto s = settings::loadSettings(path, &connectors::lmsSpec, &errors);
-  if (!s.ok()) {
-    printErrors(io, errors, s.error());
-    return std::nullopt;
-  }
-  for (const auto& w : s->warnings) io.err << "warning: " << w << '\n';
-  return std::move(s).value();
-}
-
-std::unique_ptr<store::Store> openStore(Io& io, const settings::Settings& s, bool read_only,
-                                        int& code) {
-  store::OpenOptions opts;
-  opts.read_only = read_only;
-  auto st = store::Store::open(s.store_path, opts);
-  if (!st.ok()) {
-    io.err << "error: " << st.error().describe() << '\n';
-    code = st.error().kind == core::ErrorKind::NotFound ? kStoreUnavailable : kStoreUnavailable;
-    return nullptr;
-  }
-  return std::move(st).value();
-}
-
-int failWith(Io& io, const core::Error& e, int code) {
-  io.err << "error: " << e.describe() << '\n';
-  return code;
-}
-
-// The configuration and the store every data command starts from.
-struct Opened {
-  settings::Settings settings;
-  std::unique_ptr<store::Store> store;
-};
-
-// Loads the configuration and opens the store; on failure prints why and sets `code`.
-std::optional<Opened> openAll(Io& io, const std::string& config, bool read_only, int& code) {
-  auto s = loadConfig(io, config);
-  if (!s) {
-    code = kConfigInvalid;
-    return std::nullopt;
-  }
-  auto st = openStore(io, *s, read_only, code);
-  if (!st) return std::nullopt;
-  return Opened{std::move(*s), std::move(st)};
-}
+using namespace detail;
 
 // ---------------------------------------------------------------- validate-config
 
@@ -935,11 +869,13 @@ int cmdExceptionList(Io& io, const std::string& config, const std::string& forma
 int cmdConnectors(Io& io, const std::string& describe_kind) {
   if (describe_kind.empty()) {
     Table t({"KIND", "ROLE", "DESCRIPTION"});
-    for (const auto& c : connectors::all()) t.add({c.spec->kind, "lms source", c.spec->description});
+    for (const auto& c : connectors::all())
+      t.add({c.spec->kind, connectors::toString(c.role), c.spec->description});
     t.print(io.out);
     return kOk;
   }
   const ports::ConfigSpec* spec = connectors::lmsSpec(describe_kind);
+  if (!spec) spec = connectors::directorySpec(describe_kind);
   if (!spec) {
     io.err << "error: no connector kind '" << describe_kind << "'\n";
     return kNotFound;
@@ -1049,6 +985,39 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   std::string x_format = "table";
   x_list->add_option("--format", x_format, "table or json")->check(CLI::IsMember({"table", "json"}));
 
+  auto* plan_cmd = app.add_subcommand("plan", "the dry run: who would be added to and removed from which group, and why");
+  std::string p_person, p_format = "table";
+  plan_cmd->add_option("--person", p_person, "plan for one person only: key, employee id or email");
+  plan_cmd->add_option("--format", p_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+
+  auto* apply_cmd = app.add_subcommand("apply", "apply a stored plan (default: the newest one not yet applied)");
+  std::string ap_id, ap_format = "table";
+  apply_cmd->add_option("plan", ap_id, "plan id (certgate plans list)");
+  apply_cmd->add_option("--format", ap_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+
+  auto* sync_cmd = app.add_subcommand("sync", "fetch, evaluate, plan and apply, once");
+  std::string y_person, y_format = "table";
+  bool y_once = false, y_no_fetch = false;
+  sync_cmd->add_flag("--once", y_once, "run one reconcile and exit (the default outside the daemon)");
+  sync_cmd->add_option("--person", y_person, "reconcile one person only (provision on demand)");
+  sync_cmd->add_flag("--no-fetch", y_no_fetch, "use the facts already stored; do not read the sources");
+  sync_cmd->add_option("--format", y_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+
+  auto* plans = app.add_subcommand("plans", "stored plans: list, show, approve a held one");
+  plans->require_subcommand(1);
+  auto* pl_list = plans->add_subcommand("list", "recent plans and their state");
+  std::int64_t pl_limit = 20;
+  std::string pl_format = "table", pl_id, pl_by, pl_reason;
+  pl_list->add_option("--limit", pl_limit, "at most this many");
+  pl_list->add_option("--format", pl_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* pl_show = plans->add_subcommand("show", "one plan, action by action");
+  pl_show->add_option("plan", pl_id, "plan id")->required();
+  pl_show->add_option("--format", pl_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* pl_approve = plans->add_subcommand("approve", "release a held plan's removals (audited); then run certgate apply ID");
+  pl_approve->add_option("plan", pl_id, "plan id")->required();
+  pl_approve->add_option("--by", pl_by, "who approves")->required();
+  pl_approve->add_option("--reason", pl_reason, "why the removals are right (kept in the audit trail)")->required();
+
   auto* conns = app.add_subcommand("connectors", "built-in connectors and their configuration keys");
   conns->require_subcommand(1);
   conns->add_subcommand("list", "every built-in connector");
@@ -1101,6 +1070,12 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (x_approve->parsed()) return cmdExceptionDecide(io, config, x_id, x_who, x_role, false);
     if (x_revoke->parsed()) return cmdExceptionDecide(io, config, x_id, x_who, "", true);
     if (x_list->parsed()) return cmdExceptionList(io, config, x_format);
+    if (plan_cmd->parsed()) return cmdPlan(io, config, p_person, p_format);
+    if (apply_cmd->parsed()) return cmdApply(io, config, ap_id, ap_format);
+    if (sync_cmd->parsed()) return cmdSync(io, config, y_person, !y_no_fetch, y_format);
+    if (pl_list->parsed()) return cmdPlansList(io, config, pl_limit, pl_format);
+    if (pl_show->parsed()) return cmdPlansShow(io, config, pl_id, pl_format);
+    if (pl_approve->parsed()) return cmdPlansApprove(io, config, pl_id, pl_by, pl_reason);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.

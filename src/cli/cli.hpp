@@ -9,7 +9,8 @@
 //   3 configuration invalid
 //   4 state store unavailable (corrupt, locked, newer schema, missing)
 //   5 done, but incomplete: a source is stale or incomplete (nothing will be revoked from it)
-//   6 not found (person, track, exception)
+//   6 not found (person, track, exception, plan)
+//   7 held: the blast-radius brake held a plan's removals until an operator approves it
 
 #include <ostream>
 
@@ -25,6 +26,7 @@ enum ExitCode {
   kStoreUnavailable = 4,
   kIncomplete = 5,
   kNotFound = 6,
+  kHeld = 7,
 };
 
 int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,

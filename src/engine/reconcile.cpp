@@ -392,7 +392,8 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
       out.targets_not_observed.push_back({t.directory, t.group, why});
     };
     if (!h) {
-      notObserved("directory " + t.directory + " is not configured");
+      notObserved("directory " + t.directory +
+                  " is not available (disabled, unreachable or quarantined for this run)");
       continue;
     }
     auto ref = im.group(*h, t.group);

@@ -35,7 +35,7 @@ constexpr std::string_view kSourceCommonKeys[] = {"name", "kind", "enabled", "tr
                                                   "min_record_ratio"};
 constexpr std::string_view kDirectoryCommonKeys[] = {
     "name", "kind", "enabled", "default", "match", "population_from_directory",
-    "max_failure_ratio", "concurrency", "aliases"};
+    "max_failure_ratio", "aliases"};
 constexpr std::string_view kMatchKeys[] = {"person", "attribute"};
 constexpr std::string_view kDirectoryKinds[] = {"scim", "okta", "graph"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
@@ -658,8 +658,6 @@ void Loader::directory(const FileReader& r, const YAML::Node& node, const std::s
       if (auto b = r.boolean(e.value, kp)) dir.population_from_directory = *b;
     } else if (e.key == "max_failure_ratio") {
       if (auto d = r.number(e.value, kp, 0, 1)) dir.max_failure_ratio = *d;
-    } else if (e.key == "concurrency") {
-      if (auto n = r.integer(e.value, kp, 1, 64)) dir.concurrency = static_cast<int>(*n);
     } else if (e.key == "match") {
       auto seq = r.sequence(e.value, kp);
       if (!seq) continue;

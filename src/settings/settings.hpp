@@ -71,7 +71,6 @@ struct DirectorySettings {
                                {MatchRule::Person::Email, "email", {}}};
   bool population_from_directory = false;  // take each person's population from the roster
   double max_failure_ratio = 0.5;  // failed/attempted member changes that quarantine the connector
-  int concurrency = 4;             // member changes in flight at once (per directory)
   ports::Options options;          // connector-specific keys
   Location where;
 };
