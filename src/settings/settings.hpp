@@ -156,8 +156,8 @@ struct IdentitySettings {
 };
 
 struct Limits {
-  int max_removals = 10;
-  double max_removal_pct = 5.0;
+  int max_removals = 25;
+  double max_removal_pct = 10.0;
   core::Seconds clock_skew{300};
 };
 

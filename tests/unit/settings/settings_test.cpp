@@ -150,8 +150,8 @@ TEST_CASE("Group grants from track files, grant mappings and groupMapping are me
 TEST_CASE("Defaults apply when optional sections are absent", "[unit][settings]") {
   ConfigDir c("");
   const Settings s = loadOk(c.config);
-  CHECK(s.limits.max_removals == 10);
-  CHECK(s.limits.max_removal_pct == Approx(5.0));
+  CHECK(s.limits.max_removals == 25);
+  CHECK(s.limits.max_removal_pct == Approx(10.0));
   CHECK(s.limits.clock_skew == core::Seconds{300});
   CHECK(s.schedule.interval == core::Seconds{900});
   CHECK(s.schedule.jitter == core::Seconds{60});
@@ -465,6 +465,127 @@ TEST_CASE("Without a connector registry options are kept unchecked with a warnin
   CHECK(std::any_of(r->warnings.begin(), r->warnings.end(), [](const std::string& w) {
     return w.find("not checked") != std::string::npos;
   }));
+}
+
+}  // namespace
+}  // namespace certgate::settings
+
+namespace certgate::settings {
+namespace {
+
+const ports::ConfigSpec* directorySpecs(const std::string& kind) {
+  static const ports::ConfigSpec spec{
+      "scim",
+      "test directory",
+      {{"url", ports::ValueType::String, true, "", "the SCIM base URL"},
+       {"token", ports::ValueType::Secret, false, "", "bearer token"}}};
+  return kind == "scim" ? &spec : nullptr;
+}
+
+struct DirectoryConfig {
+  testing::TempDir dir;
+  std::string config;
+  explicit DirectoryConfig(const std::string& body) {
+    std::filesystem::copy_file(testing::fixture("policy-example.yaml"), dir.path() + "/policy.yaml");
+    config = dir.write("certgate.yaml",
+                       "store: { path: certgate.db }\npolicies: [policy.yaml]\n" + body);
+  }
+  core::Result<Settings> load(std::vector<core::Error>& errors) const {
+    return loadSettings(config, &testing::fakeSpecs, &directorySpecs, &errors);
+  }
+};
+
+TEST_CASE("Directories load with their match rules, aliases and connector keys",
+          "[unit][settings]") {
+  DirectoryConfig c(
+      "directories:\n"
+      "  - name: entra\n"
+      "    kind: scim\n"
+      "    aliases: [azuread]\n"
+      "    url: https://scim.example.org/v2\n"
+      "    token: { file: /etc/certgate/scim-token }\n"
+      "    max_failure_ratio: 0.2\n"
+      "    match:\n"
+      "      - { person: employee_id, attribute: employee_id }\n"
+      "      - { person: email, attribute: user_name }\n");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  INFO(testing::allMessages(errors));
+  REQUIRE(s.ok());
+  REQUIRE(s->directories.size() == 1);
+  const DirectorySettings& d = s->directories[0];
+  CHECK(d.name == "entra");
+  CHECK(d.kind == "scim");
+  CHECK(d.aliases == std::vector<std::string>{"azuread"});
+  CHECK(d.max_failure_ratio == Approx(0.2));
+  REQUIRE(d.match.size() == 2);
+  CHECK(d.match[0].person == MatchRule::Person::EmployeeId);
+  CHECK(d.match[1].attribute == "user_name");
+  REQUIRE(d.options.find("url"));
+  CHECK(d.options.find("url")->scalar == "https://scim.example.org/v2");
+  REQUIRE(d.options.find("token"));
+  // The policy document's groups (identityProvider.type azuread) resolve through the alias.
+  CHECK(findDirectory(*s, "azuread") == &s->directories[0]);
+  CHECK(findDirectory(*s, "") == &s->directories[0]);  // the only one is the default
+  CHECK(findDirectory(*s, "okta") == nullptr);
+}
+
+TEST_CASE("Directory mistakes are reported with where and what to do", "[unit][settings]") {
+  SECTION("an unknown connector key lists the valid ones") {
+    DirectoryConfig c("directories:\n  - { name: d, kind: scim, url: x, tokn: y }\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    auto e = findError(errors, "unknown key 'tokn'");
+    REQUIRE(e);
+    CHECK(e->message.find("did you mean 'token'") != std::string::npos);
+  }
+  SECTION("a missing required key quotes its description") {
+    DirectoryConfig c("directories:\n  - { name: d, kind: scim, aliases: [azuread] }\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    CHECK(findError(errors, "missing required key 'url' in directories[0] (kind scim): the SCIM base URL"));
+  }
+  SECTION("an unknown kind lists the known kinds") {
+    DirectoryConfig c("directories:\n  - { name: d, kind: scm, url: x, aliases: [azuread] }\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    auto e = findError(errors, "unknown directory kind 'scm'");
+    REQUIRE(e);
+    CHECK(e->message.find("did you mean 'scim'") != std::string::npos);
+  }
+  SECTION("a grant naming a directory that is not configured") {
+    DirectoryConfig c("directories:\n  - { name: okta, kind: scim, url: x }\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    auto e = findError(errors, "names directory 'azuread', which is not configured");
+    REQUIRE(e);
+    CHECK(e->hint.find("aliases") != std::string::npos);
+    CHECK(e->where.find("policy.yaml:") != std::string::npos);
+  }
+  SECTION("a match rule on an unknown person identifier") {
+    DirectoryConfig c(
+        "directories:\n  - name: d\n    kind: scim\n    url: x\n    aliases: [azuread]\n"
+        "    match: [{ person: phone, attribute: user_name }]\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    CHECK(findError(errors, "'phone' is not a person identifier"));
+  }
+}
+
+TEST_CASE("Without directories, group grants are a warning, not an error", "[unit][settings]") {
+  DirectoryConfig c("");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  REQUIRE(s.ok());
+  bool warned = false;
+  for (const auto& w : s->warnings)
+    warned = warned || w.find("no directories are configured") != std::string::npos;
+  CHECK(warned);
 }
 
 }  // namespace
