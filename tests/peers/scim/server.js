@@ -130,6 +130,15 @@ function versionTag(meta) {
   return `W/"${meta.version}"`;
 }
 
+// JSON with object keys sorted, so that two records compare by content alone.
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object")
+    return `{${Object.keys(value).filter((k) => k !== "meta" && value[k] !== undefined).sort()
+        .map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+  return JSON.stringify(value);
+}
+
 function touch(record) {
   record.meta.version += 1;
   record.meta.lastModified = now();
@@ -457,9 +466,8 @@ function userIngress(resource, instance) {
   if (resource.id) {
     const existing = users.get(resource.id);
     if (!existing) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
-    const before = JSON.stringify({...existing, meta: undefined, id: undefined});
     const updated = {id: existing.id, ...data, meta: existing.meta};
-    if (JSON.stringify({...updated, meta: undefined, id: undefined}) !== before) touch(updated);
+    if (canonical(updated) !== canonical(existing)) touch(updated);
     users.set(existing.id, updated);
     memberIndexDirty = true;
     return userOut(updated);
@@ -491,7 +499,7 @@ function groupIngress(resource, instance) {
     const existing = groups.get(resource.id);
     if (!existing) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
     const updated = {id: existing.id, ...data, meta: existing.meta};
-    if (JSON.stringify({...updated, meta: undefined}) !== JSON.stringify({...existing, meta: undefined})) touch(updated);
+    if (canonical(updated) !== canonical(existing)) touch(updated);
     groups.set(existing.id, updated);
     memberIndexDirty = true;
     return groupOut(updated);
@@ -671,8 +679,8 @@ function main() {
       const auth = req.header("Authorization") ?? "";
       const m = /^Bearer (.+)$/i.exec(auth);
       if (opts.token || opts.clients.length) {
-        if (!m) throw new Error("Authorization header with a bearer token required");
-        if (m[1] !== opts.token && !issuedTokens.has(m[1])) throw new Error("bearer token not valid");
+        if (!m) throw new Error("no Authorization header");
+        if (m[1] !== opts.token && !issuedTokens.has(m[1])) throw new Error("token not accepted");
       }
       return "certgate";
     },
