@@ -126,6 +126,15 @@ function newMeta(resourceType) {
   return {resourceType, created: t, lastModified: t, version: 1};
 }
 
+// The meta of a record read from a seed or state file: its version and dates when it has them.
+function restoredMeta(resourceType, meta) {
+  const fresh = newMeta(resourceType);
+  if (!meta) return fresh;
+  return {resourceType, created: meta.created ?? fresh.created,
+          lastModified: meta.lastModified ?? fresh.lastModified,
+          version: Number.isInteger(meta.version) ? meta.version : fresh.version};
+}
+
 function versionTag(meta) {
   return `W/"${meta.version}"`;
 }
@@ -186,9 +195,7 @@ function loadUser(raw) {
     delete u.email;
   }
   u.active = u.active ?? true;
-  const meta = newMeta("User");
-  if (raw.meta?.version) meta.version = raw.meta.version;
-  u.meta = meta;
+  u.meta = restoredMeta("User", raw.meta);
   return u;
 }
 
@@ -199,9 +206,7 @@ function loadGroup(raw) {
   g.members = (g.members ?? []).map((m) => (typeof m === "string" ? {value: m} : m))
       .filter((m) => !seen.has(m.value) && seen.add(m.value))
       .map((m) => ({value: m.value, display: m.display ?? (users.get(m.value) ? userDisplay(users.get(m.value)) : undefined), type: m.type ?? "User"}));
-  const meta = newMeta("Group");
-  if (raw.meta?.version) meta.version = raw.meta.version;
-  g.meta = meta;
+  g.meta = restoredMeta("Group", raw.meta);
   return g;
 }
 
@@ -535,6 +540,14 @@ function degress(store) {
 
 // ---- the server ----------------------------------------------------------------------------------
 
+function decodeQuery(query) {
+  try {
+    return decodeURIComponent(query.replace(/\+/g, " "));
+  } catch {
+    return query;
+  }
+}
+
 function scimError(res, status, detail, scimType, extraHeaders = {}) {
   for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v);
   res.status(status).type("application/scim+json").send(JSON.stringify({
@@ -619,7 +632,7 @@ function main() {
     for (const f of faults) {
       if (f.method && f.method.toUpperCase() !== req.method) continue;
       if (!f.path.test(req.path)) continue;
-      if (f.query && !f.query.test(decodeURIComponent(query.replace(/\+/g, " ")))) continue;
+      if (f.query && !f.query.test(decodeQuery(query))) continue;
       f.seen += 1;
       if (f.seen < f.nth || (f.times > 0 && f.seen >= f.nth + f.times)) continue;
       if (f.bumpVersion) {
