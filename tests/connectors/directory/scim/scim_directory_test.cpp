@@ -647,6 +647,27 @@ TEST_CASE("a member the provider refuses gets its own error and the others are w
   CHECK(h.members("g1") == std::vector<std::string>{"user1", "user3", "user4"});
 }
 
+TEST_CASE("a Bulk operation the provider refuses is sorted out with plain PATCHes",
+          "[connector][scim]") {
+  Harness h(seeded(users(6), Json::array({group("g1", "G")})), {{"max_members_per_patch", "2"}});
+  const auto g = h.resolve("g1");
+  h.peer.clearRequests();
+  auto out = h.dir->addMembers(g, {"user1", "user2", "user3", "ghost", "user5", "user6"});
+  REQUIRE(out);
+  for (std::size_t i = 0; i < out->size(); ++i) CHECK((*out)[i].status.ok() == (i != 3));
+  CHECK((*out)[3].status.error().kind == ErrorKind::Invalid);
+  const auto l = h.lines();
+  // read, one Bulk of 3 PATCHes (the second refused), then that batch alone: version, PATCH of
+  // both (400), and one PATCH per half.
+  REQUIRE(l.size() == 6);
+  CHECK(l[1] == "POST /Bulk -> 200");
+  CHECK(l[2] == "GET /Groups/g1?excludedAttributes=members -> 200");
+  CHECK(l[3] == "PATCH /Groups/g1 -> 400");
+  CHECK(l[4] == "PATCH /Groups/g1 -> 200");
+  CHECK(l[5] == "PATCH /Groups/g1 -> 400");
+  CHECK(h.members("g1") == std::vector<std::string>{"user1", "user2", "user5", "user6", "user3"});
+}
+
 TEST_CASE("429 with Retry-After is waited out through the injected sleeper", "[connector][scim]") {
   SECTION("once: the lookup succeeds after the requested wait") {
     ScimPeerOptions o = seeded(users(2));
