@@ -240,6 +240,12 @@ class GraphDirectory final : public ports::Directory {
     } else if (status == 401) {
       e.hint = "the token was refused twice; check tenant, client_id and client_secret, and "
                "that the app registration is in that tenant";
+    } else if (status == 400 &&
+               graph.message.find("objects being referenced do not exist") != std::string::npos) {
+      // group-post-members: a group or user created moments ago may not have replicated yet.
+      e.kind = ErrorKind::Transient;
+      e.hint = "the object was probably created moments ago and has not replicated yet; "
+               "certgate retries on the next run";
     } else if (graph.code == "Request_UnsupportedQuery" || status == 400) {
       e.kind = ErrorKind::Invalid;
       if (e.hint.empty()) e.hint = "Graph rejected the request; see its message";
@@ -797,7 +803,7 @@ core::Result<std::vector<ports::MemberOutcome>> GraphDirectory::addMembers(
   if (auto st = readBack(group, confirm, confirm_at, true, outcomes); !st) return st.error();
   for (const auto& [dup, orig] : copies) {
     outcomes[dup].status = outcomes[orig].status;
-    outcomes[dup].no_op = true;
+    outcomes[dup].no_op = outcomes[orig].status.ok();  // the first occurrence did the work
   }
   return outcomes;
 }
@@ -859,7 +865,7 @@ core::Result<std::vector<ports::MemberOutcome>> GraphDirectory::removeMembers(
   if (auto st = readBack(group, confirm, confirm_at, false, outcomes); !st) return st.error();
   for (const auto& [dup, orig] : copies) {
     outcomes[dup].status = outcomes[orig].status;
-    outcomes[dup].no_op = true;
+    outcomes[dup].no_op = outcomes[orig].status.ok();  // the first occurrence did the work
   }
   return outcomes;
 }
@@ -1081,8 +1087,6 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
         return opts.error("timeout", "'" + **timeout + "' is not a duration from 1s to 1h",
                           "e.g. timeout: 30s", opts.find("timeout"));
       client_options.total_timeout = std::chrono::duration_cast<http::Millis>(*d);
-    } else {
-      client_options.total_timeout = http::Millis(60'000);
     }
 
     if (!client_options.redactor && redactor) client_options.redactor = redactor;

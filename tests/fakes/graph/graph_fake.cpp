@@ -27,6 +27,11 @@ constexpr std::size_t kMaxBatch = 20;  // json-batching: "limited to 20 individu
 constexpr std::size_t kMaxBind = 20;   // group-post-members: "up to 20 members"
 constexpr int kDefaultTop = 100;       // group-list-members: nextLink past 100 members
 constexpr int kMaxTop = 999;           // paging: "$top ... between 1 and 999 inclusive"
+// Graph's own response type (json-batching sample). cpp-httplib compresses only bodies typed
+// exactly "application/json", so this also keeps the fake from spending its time in brotli.
+constexpr const char* kGraphContentType =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+    "charset=utf-8";
 
 // The documented duplicate-add answer (quoted verbatim by many public clients).
 constexpr const char* kAlreadyExist =
@@ -373,6 +378,7 @@ struct GraphFake::Impl {
   int fail_page = 0;
   int fail_page_status = 500;
   bool always_401 = false;
+  std::set<std::string> lagging;
 
   std::string origin() const { return "http://127.0.0.1:" + std::to_string(port); }
   std::string base() const { return origin() + std::string(kVersion); }
@@ -779,6 +785,10 @@ struct GraphFake::Impl {
   std::optional<Reply> checkBinds(const std::string& gid, const std::vector<std::string>& ids) {
     const auto& set = members[gid];
     for (const auto& id : ids) {
+      if (lagging.count(id) != 0)
+        return error(400, "Request_BadRequest",
+                     "The source resource object or one of the objects being referenced do not "
+                     "exist.");
       if (users.count(id) == 0 && groups.count(id) == 0) return notFound(id);
     }
     for (const auto& id : ids)
@@ -918,7 +928,7 @@ struct GraphFake::Impl {
       Json item = {{"id", id}, {"status", sub.status}};
       Json headers = Json::object();
       for (const auto& [k, v] : sub.headers) headers[k] = v;
-      if (!sub.body.is_null()) headers["Content-Type"] = "application/json";
+      if (!sub.body.is_null()) headers["Content-Type"] = kGraphContentType;
       item["headers"] = headers;
       if (!sub.body.is_null()) item["body"] = sub.body;
       responses.push_back(std::move(item));
@@ -943,7 +953,7 @@ struct GraphFake::Impl {
   void write(const Reply& r, httplib::Response& res) {
     res.status = r.status;
     for (const auto& [k, v] : r.headers) res.set_header(k, v);
-    if (!r.body.is_null()) res.set_content(r.body.dump(), "application/json");
+    if (!r.body.is_null()) res.set_content(r.body.dump(), kGraphContentType);
   }
 
   void graph(const httplib::Request& req, httplib::Response& res) {
@@ -985,7 +995,7 @@ struct GraphFake::Impl {
                 {"error_codes", Json::array()},
                 {"timestamp", "2026-11-25 00:00:00Z"}};
       res.status = status;
-      res.set_content(j.dump(), "application/json");
+      res.set_content(j.dump(), "application/json; charset=utf-8");
     };
     const auto segments = splitPath(req.path);
     if (segments.empty() || segments[0] != opt.tenant)
@@ -1026,7 +1036,7 @@ struct GraphFake::Impl {
               {"ext_expires_in", opt.expires_in},
               {"access_token", t}};
     res.status = 200;
-    res.set_content(j.dump(), "application/json");
+    res.set_content(j.dump(), "application/json; charset=utf-8");
   }
 
   void dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -1144,6 +1154,11 @@ void GraphFake::failPage(int page, int status) {
   std::lock_guard lock(impl_->mu);
   impl_->fail_page = page;
   impl_->fail_page_status = status;
+}
+
+void GraphFake::notYetReplicated(const std::string& object_id) {
+  std::lock_guard lock(impl_->mu);
+  impl_->lagging.insert(object_id);
 }
 
 void GraphFake::setAlwaysUnauthorized(bool on) {

@@ -116,6 +116,9 @@ class GraphFake {
   void failRequests(int count, int status, std::optional<long> retry_after_s = {});
   // Page `page` (1-based) of every paged listing answers `status` while set; 0 clears.
   void failPage(int page, int status = 500);
+  // Adding this object to a group answers 400 "The source resource object or one of the objects
+  // being referenced do not exist." (group-post-members: replication delay of new objects).
+  void notYetReplicated(const std::string& object_id);
   // Every Graph request answers 401 InvalidAuthenticationToken while set.
   void setAlwaysUnauthorized(bool on);
   // Tokens issued so far stop being accepted (as after a key rollover).

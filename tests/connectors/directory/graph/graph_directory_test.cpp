@@ -159,7 +159,7 @@ TEST_CASE("the spec lists the documented keys with Graph's defaults", "[connecto
 
 // ---- token -----------------------------------------------------------------------------------
 
-TEST_CASE("connect fetches a client-credentials token; a wrong secret is an Auth error",
+TEST_CASE("connect fetches a client-credentials token, and a wrong secret is an Auth error",
           "[connector][graph]") {
   SECTION("good credentials") {
     Env env;
@@ -311,7 +311,7 @@ TEST_CASE("a failing page makes listMembers fail instead of returning a short li
   CHECK(delivered == 200);
 }
 
-TEST_CASE("resolveGroup by id and by name; none is NotFound, several is Conflict",
+TEST_CASE("resolveGroup by id and by name, none is NotFound, several is Conflict",
           "[connector][graph]") {
   Env env;
   env.fake.addGroup(securityGroup(1, "R&D 'Core' team"));
@@ -628,7 +628,7 @@ TEST_CASE("members already present are confirmed by reading back and reported as
   CHECK(reads == 2);
 }
 
-TEST_CASE("a missing user fails alone; the rest of its chunk is still added",
+TEST_CASE("a missing user fails alone and the rest of its chunk is still added",
           "[connector][graph]") {
   Env env;
   env.fake.addGroup(securityGroup(1, "Certified"));
@@ -654,6 +654,24 @@ TEST_CASE("a missing user fails alone; the rest of its chunk is still added",
   CHECK(env.fake.memberIds(gid(1)).size() == 19);
   for (const auto& r : env.fake.requests())
     CHECK(r.body.find("not-a-guid") == std::string::npos);
+}
+
+TEST_CASE("a user not yet replicated fails as Transient and the others are added",
+          "[connector][graph]") {
+  Env env;
+  env.fake.addGroup(securityGroup(1, "Certified"));
+  seedUsers(env, 3);
+  env.fake.notYetReplicated(uid(1));
+  auto dir = env.make();
+  const auto group = refOf(*dir, gid(1));
+  auto out = dir->addMembers(group, ids(0, 3));
+  REQUIRE(out.ok());
+  CHECK((*out)[0].status.ok());
+  REQUIRE_FALSE((*out)[1].status.ok());
+  CHECK((*out)[1].status.error().kind == ErrorKind::Transient);
+  CHECK_THAT((*out)[1].status.error().message, Catch::Contains("do not exist"));
+  CHECK((*out)[2].status.ok());
+  CHECK(env.fake.memberIds(gid(1)) == std::vector<std::string>{uid(0), uid(2)});
 }
 
 TEST_CASE("Graph's refusal is surfaced per member with its code, message and request id",

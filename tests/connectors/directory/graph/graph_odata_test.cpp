@@ -54,7 +54,7 @@ TEST_CASE("property paths allow one nested level and nothing injectable", "[conn
   CHECK_FALSE(graph::isPropertyPath("a,b"));
 }
 
-TEST_CASE("Graph error bodies are read; other bodies give empty fields", "[connector][graph]") {
+TEST_CASE("Graph error bodies are read, other bodies give empty fields", "[connector][graph]") {
   const auto e = graph::parseGraphError(
       R"({"error":{"code":"Request_BadRequest","message":"One or more added object references already exist for the following modified properties: 'members'.","innerError":{"date":"2026-01-01T00:00:00","request-id":"rid-1","client-request-id":"rid-1"}}})");
   CHECK(e.code == "Request_BadRequest");
