@@ -443,10 +443,11 @@ struct OktaFake::State {
     body += ']';
     std::string q;
     for (const auto& [k, v] : query) q += k + "=" + urlEncode(v) + "&";
-    res.set_header("Link", "<" + base + path + "?" + q + "limit=" + std::to_string(limit) +
+    const std::string& origin = opt.link_base.empty() ? base : opt.link_base;
+    res.set_header("Link", "<" + origin + path + "?" + q + "limit=" + std::to_string(limit) +
                                ">; rel=\"self\"");
     if (!next_after.empty())
-      res.set_header("Link", "<" + base + path + "?" + q + "after=" + urlEncode(next_after) +
+      res.set_header("Link", "<" + origin + path + "?" + q + "after=" + urlEncode(next_after) +
                                  "&limit=" + std::to_string(limit) + ">; rel=\"next\"");
     res.status = 200;
     res.set_content(body, kJson);

@@ -85,6 +85,7 @@ struct OktaFakeOptions {
   long long default_rate_limit = 600;   // per bucket and window; 0: no limits, no headers
   std::int64_t window_seconds = 60;
   bool record_requests = true;          // off for benchmarks (counters still run)
+  std::string link_base;                // origin written into Link headers; default url()
 };
 
 // Rate-limit buckets, named as in Okta's table of management limits.

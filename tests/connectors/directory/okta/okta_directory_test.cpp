@@ -237,6 +237,22 @@ TEST_CASE("a single 500 is retried and the listing completes", "[connector][okta
   CHECK(env.time.sleeps.size() == 1);
 }
 
+TEST_CASE("a next link outside the org URL is refused, so the token never leaves the org",
+          "[connector][okta]") {
+  fake::OktaFakeOptions o;
+  o.link_base = "https://attacker.example";
+  Env env(o);
+  const std::string gid = env.fake.addGroup({"", "Big", "OKTA_GROUP", ""});
+  for (int i = 0; i < 3; ++i) env.fake.addMember(gid, env.fake.addUser({}));
+  auto dir = env.make(env.sswsOptions({{"page_size", scalar("2")}}));
+  certgate::core::Status status;
+  (void)collect(*dir, ports::GroupRef{gid, "Big", true, "", ""}, &status);
+  REQUIRE_FALSE(status.ok());
+  CHECK(status.error().kind == ErrorKind::Permanent);
+  CHECK_THAT(status.error().message, Catch::Contains("outside"));
+  CHECK(env.api().size() == 1);
+}
+
 // ---- writes --------------------------------------------------------------------------------
 
 TEST_CASE("addMembers and removeMembers send one PUT or DELETE per user and are idempotent",
