@@ -269,6 +269,7 @@ class OktaDirectory final : public ports::Directory {
  private:
   core::Result<std::string> clientAssertion() const;
   core::Result<std::string> authorization();
+  static core::Error withTokenHint(core::Error error);
   std::int64_t now() const { return client_->options().now_unix_s(); }
   void sleepSeconds(std::int64_t seconds) const {
     client_->options().sleep(std::chrono::seconds(seconds));
@@ -337,8 +338,16 @@ core::Result<std::string> OktaDirectory::clientAssertion() const {
 core::Result<std::string> OktaDirectory::authorization() {
   if (cfg_.auth == Auth::Ssws) return "SSWS " + cfg_.token;
   auto token = tokens_->token();
-  if (!token) return annotate(token.error());
+  if (!token) return annotate(withTokenHint(token.error()));
   return "Bearer " + *token;
+}
+
+core::Error OktaDirectory::withTokenHint(core::Error error) {
+  // Okta turns DPoP on by default for new service apps; certgate sends plain bearer tokens.
+  if (error.message.find("invalid_dpop_proof") != std::string::npos)
+    error.hint = "clear \"Require Demonstrating Proof of Possession (DPoP) header in token "
+                 "requests\" in the service app's General settings";
+  return error;
 }
 
 void OktaDirectory::pace(Family family) {
@@ -612,7 +621,7 @@ ports::GroupRef OktaDirectory::toGroup(const Json& group) {
 core::Status OktaDirectory::connect() {
   if (cfg_.auth == Auth::OAuth) {
     auto token = tokens_->token();
-    if (!token) return annotate(token.error());
+    if (!token) return annotate(withTokenHint(token.error()));
     return {};
   }
   const std::string what = "GET /api/v1/groups?limit=1";

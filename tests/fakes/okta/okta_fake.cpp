@@ -690,6 +690,8 @@ void OktaFake::State::token(const httplib::Request& req, httplib::Response& res)
     return oauthError(res, 401, "invalid_client",
                       "Client authentication failed. Either the client or the client credentials "
                       "are invalid.");
+  if (opt.require_dpop && !req.has_header("DPoP"))
+    return oauthError(res, 400, "invalid_dpop_proof", "The DPoP proof JWT header is missing.");
   if (opt.public_key_pem.empty())
     return oauthError(res, 401, "invalid_client", "The client_assertion signature is invalid.");
   auto verified = connectors::jwt::verifyRs256(get("client_assertion"), opt.public_key_pem);

@@ -82,6 +82,7 @@ struct OktaFakeOptions {
   std::vector<std::string> granted_scopes = {"okta.groups.manage", "okta.users.read"};
   std::string ssws_token;               // the one accepted API token; empty: no SSWS
   std::int64_t access_token_lifetime = 3600;
+  bool require_dpop = false;            // the app setting Okta turns on for new service apps
   long long default_rate_limit = 600;   // per bucket and window; 0: no limits, no headers
   std::int64_t window_seconds = 60;
   bool record_requests = true;          // off for benchmarks (counters still run)

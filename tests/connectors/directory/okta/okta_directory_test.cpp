@@ -658,6 +658,19 @@ TEST_CASE("a scope the app was not granted is refused at connect with an Auth er
   CHECK_THAT(status.error().message, Catch::Contains("okta.users.read"));
 }
 
+TEST_CASE("an app that requires DPoP is refused at connect with a hint to turn it off",
+          "[connector][okta]") {
+  fake::OktaFakeOptions o;
+  o.require_dpop = true;
+  Env env(o);
+  auto dir = env.make(env.oauthOptions());
+  auto status = dir->connect();
+  REQUIRE_FALSE(status.ok());
+  CHECK(status.error().kind == ErrorKind::Auth);
+  CHECK_THAT(status.error().message, Catch::Contains("invalid_dpop_proof"));
+  CHECK_THAT(status.error().hint, Catch::Contains("DPoP"));
+}
+
 TEST_CASE("auth: ssws sends the API token and makes startupWarnings recommend oauth",
           "[connector][okta]") {
   Env env;
