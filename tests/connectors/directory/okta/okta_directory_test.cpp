@@ -830,6 +830,8 @@ TEST_CASE("a bucket that stays exhausted ends in RateLimited with retry_after an
   REQUIRE(out->size() == 2);
   REQUIRE_FALSE((*out)[0].status.ok());
   CHECK((*out)[0].status.error().kind == ErrorKind::RateLimited);
+  CHECK((*out)[0].status.error().retry_after_s == 61);  // to the window's reset, + 1 s
+  CHECK_THAT((*out)[0].status.error().message, Catch::Contains("E0000047"));
   REQUIRE_FALSE((*out)[1].status.ok());
   CHECK_THAT((*out)[1].status.error().message, Catch::Contains("not attempted"));
   CHECK(env.api("PUT").size() == 6);  // the first try and five waits; b is never sent
