@@ -17,6 +17,7 @@
 // Command line:
 //   --port N            listen on 127.0.0.1:N (0 = any); prints "listening <port>" once ready
 //   --token T           require "Authorization: Bearer T" (401 with a SCIM error otherwise)
+//   --token-file FILE   the same, with the token read from FILE (keeps it out of argv)
 //   --client ID:SECRET  also serve POST /oauth/token (client credentials, Basic or form) whose
 //                       access tokens are accepted as bearer tokens
 //   --seed FILE.json    {"users": [...], "groups": [...]} preloaded with their ids
@@ -71,6 +72,7 @@ function parseArgs(argv) {
     switch (a) {
       case "--port": opts.port = int(next(), a); break;
       case "--token": opts.token = next(); break;
+      case "--token-file": opts.token = fs.readFileSync(next(), "utf8").trim(); break;
       case "--client": {
         const v = next();
         const colon = v.indexOf(":");
@@ -96,17 +98,22 @@ function parseArgs(argv) {
 // A fault: {method?, path (regex on the path below /scim/v2), query? (regex on the raw query),
 //           nth? (first matching request that fails, 1-based, default 1),
 //           times? (how many matching requests fail from the nth on; 0 = all, default 1),
-//           status?, retryAfter?, scimType?, detail?, bumpVersion?}
+//           status?, retryAfter?, scimType?, detail?, bumpVersion?, delayMs?}
 // With status the request is answered with that status and a SCIM error body (plus Retry-After
 // when given) and never reaches the store. With bumpVersion the targeted resource gets a new
-// version first (a concurrent writer) and the request then proceeds normally.
+// version first (a concurrent writer) and the request then proceeds normally. With delayMs (and
+// no status) the request waits that long and then proceeds normally: it still takes effect when
+// the client has gone away meanwhile, like a server that received a request before the client
+// crashed.
 function validateFault(f) {
   if (typeof f !== "object" || f === null || typeof f.path !== "string")
     throw new Error("a fault needs at least a path regex");
-  if (f.status === undefined && !f.bumpVersion) throw new Error("a fault needs status or bumpVersion");
+  if (f.status === undefined && !f.bumpVersion && f.delayMs === undefined)
+    throw new Error("a fault needs status, bumpVersion or delayMs");
   return {method: f.method, path: new RegExp(f.path), query: f.query ? new RegExp(f.query) : null,
           nth: f.nth ?? 1, times: f.times ?? 1, status: f.status, retryAfter: f.retryAfter,
-          scimType: f.scimType, detail: f.detail, bumpVersion: !!f.bumpVersion, seen: 0,
+          scimType: f.scimType, detail: f.detail, bumpVersion: !!f.bumpVersion,
+          delayMs: f.delayMs ?? 0, seen: 0,
           source: f};
 }
 
@@ -639,6 +646,10 @@ function main() {
         const [, type, id] = req.path.split("/");
         const record = (type === "Groups" ? groups : users).get(decodeURIComponent(id ?? ""));
         if (record) touch(record);
+        continue;
+      }
+      if (f.status === undefined) {
+        if (f.delayMs > 0) return void setTimeout(next, f.delayMs);
         continue;
       }
       const headers = f.retryAfter !== undefined ? {"Retry-After": String(f.retryAfter)} : {};
