@@ -794,7 +794,9 @@ core::Result<ApplyResult> Reconciler::applyStored(const std::string& id, core::I
   // Only what is still needed: the stored actions a fresh plan of the same scope also has.
   ReconcileOptions fresh_options = options;
   fresh_options.person = stored.scope;
-  fresh_options.make_id = [&](core::Instant) { return id + "-check"; };
+  fresh_options.make_id = [&](core::Instant at) {
+    return id + "-check-" + (options.make_id ? options.make_id(at) : defaultPlanId(at));
+  };
   auto fresh = makePlan(now, fresh_options);
   if (!fresh) return fresh.error();
   (void)store_.updatePlan(fresh->plan.id, "superseded", {}, {}, {},
