@@ -278,6 +278,33 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
       if (auto loaded = ingestor.loadRoster(*roster); !loaded)
         return failWith(io, loaded.error(), kFailure);
     }
+    // Directory rosters: the in-scope users of directories configured with roster: true.
+    for (auto& h : dirs->handles) {
+      if (!h.settings->roster) continue;
+      std::vector<engine::RosterEntry> entries;
+      const bool with_population = h.settings->population_from_directory;
+      auto listed = h.directory->listRoster([&](ports::DirectoryUser&& u) {
+        if (!u.active) return;
+        engine::RosterEntry e;
+        e.employee_id = u.employee_id;
+        e.email = u.email.empty() ? u.user_name : u.email;
+        e.display_name = u.display_name;
+        if (with_population) e.population = u.population;
+        e.location = "directory " + h.settings->name + " user " + u.id;
+        entries.push_back(std::move(e));
+      });
+      if (!listed) {
+        // A partial roster adds nobody: people are never inferred from half a list.
+        io.err << "warning: directory " << h.settings->name
+               << ": roster not read: " << listed.error().describe() << '\n';
+        continue;
+      }
+      auto loaded = ingestor.loadRoster(entries);
+      if (!loaded) return failWith(io, loaded.error(), kFailure);
+      if (format != "json")
+        io.out << "directory " << h.settings->name << ": " << entries.size()
+               << " in-scope user(s) read as roster\n";
+    }
     std::vector<engine::SourceHandle> handles;
     for (const auto& src : s.sources) {
       if (!src.enabled) continue;

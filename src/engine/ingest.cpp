@@ -348,7 +348,13 @@ core::Result<std::int64_t> Ingestor::loadRoster(const std::vector<RosterEntry>& 
     p.first_seen = now;
     p.updated_at = now;
     auto id = store_.upsertPerson(p);
-    if (!id.ok()) return id.error();
+    if (!id.ok()) {
+      // Two identifiers that belong to two different people: set aside, never merged.
+      if (id.error().kind != core::ErrorKind::Conflict) return id.error();
+      if (auto st = reject(id.error().message + "; fix the roster or the directory"); !st.ok())
+        return st.error();
+      continue;
+    }
     ++loaded;
   }
   if (auto st = tx->commit(); !st.ok()) return st.error();

@@ -35,7 +35,7 @@ constexpr std::string_view kSourceCommonKeys[] = {"name", "kind", "enabled", "tr
                                                   "min_record_ratio"};
 constexpr std::string_view kDirectoryCommonKeys[] = {
     "name", "kind", "enabled", "default", "match", "population_from_directory",
-    "max_failure_ratio", "aliases"};
+    "max_failure_ratio", "aliases", "roster"};
 constexpr std::string_view kMatchKeys[] = {"person", "attribute"};
 constexpr std::string_view kDirectoryKinds[] = {"scim", "okta", "graph"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
@@ -654,6 +654,8 @@ void Loader::directory(const FileReader& r, const YAML::Node& node, const std::s
     } else if (e.key == "aliases") {
       if (auto items = r.stringItems(e.value, kp))
         for (const auto& item : *items) dir.aliases.push_back(item.first);
+    } else if (e.key == "roster") {
+      if (auto b = r.boolean(e.value, kp)) dir.roster = *b;
     } else if (e.key == "population_from_directory") {
       if (auto b = r.boolean(e.value, kp)) dir.population_from_directory = *b;
     } else if (e.key == "max_failure_ratio") {
@@ -694,6 +696,12 @@ void Loader::directory(const FileReader& r, const YAML::Node& node, const std::s
     }
   }
   (void)requiredOptions(r, node, *m, path, dir.kind, spec, dir.options);
+  if (dir.roster && spec && spec->find("roster_filter") && !dir.options.find("roster_filter"))
+    r.error(node, path + ": roster: true needs roster_filter (which users are in scope)",
+            "add roster_filter, e.g. for SCIM: active eq true");
+  if (dir.population_from_directory && !dir.roster)
+    r.error(node, path + ": population_from_directory needs roster: true",
+            "set roster: true (and roster_filter), or remove population_from_directory");
   s.directories.push_back(std::move(dir));
 }
 

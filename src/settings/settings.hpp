@@ -69,7 +69,10 @@ struct DirectorySettings {
   // Tried in order until one finds exactly one user.
   std::vector<MatchRule> match{{MatchRule::Person::EmployeeId, "employee_id", {}},
                                {MatchRule::Person::Email, "email", {}}};
-  bool population_from_directory = false;  // take each person's population from the roster
+  // Read the directory's in-scope users (the connector's roster_filter) as a roster on every
+  // sync, so that people who never started a track are known.
+  bool roster = false;
+  bool population_from_directory = false;  // take each person's population from that roster
   double max_failure_ratio = 0.5;  // failed/attempted member changes that quarantine the connector
   ports::Options options;          // connector-specific keys
   Location where;

@@ -49,6 +49,7 @@ struct Deployment {
   fs::path dir;
   int people;
   ScimPeer peer;
+  std::string directory_extra;  // more keys for the directory entry, each line indented 4
 
   static ScimPeerOptions peerOptions(int people, std::vector<Json> faults) {
     ScimPeerOptions o;
@@ -59,7 +60,8 @@ struct Deployment {
                        {"userName", email(i)},
                        {"email", email(i)},
                        {"displayName", "Person " + std::to_string(i)},
-                       {"employeeNumber", employee(i)}});
+                       {"employeeNumber", employee(i)},
+                       {"userType", i == 5 ? "contractor" : "employee"}});
     Json groups = Json::array({{{"id", kGroup}, {"displayName", "AI Users"}, {"members", Json::array()}},
                                {{"id", "g-fin"}, {"displayName", "Finance"}, {"members", Json::array()}}});
     o.seed = {{"users", users}, {"groups", groups}};
@@ -113,6 +115,7 @@ struct Deployment {
       << "    url: " << peer.base_url() << "\n"
       << "    token: { file: scim-token }\n"
          "    max_members_per_patch: 10\n"
+      << directory_extra <<
          "    match:\n      - { person: employee_id, attribute: employee_id }\n"
          "limits: { max_removals: "
       << max_removals << ", max_removal_pct: " << pct << " }\n";
@@ -393,4 +396,37 @@ TEST_CASE("a kill during apply followed by a restart converges with no duplicate
   auto again = d.certgate({"sync", "--once", "--no-fetch"});
   REQUIRE_RUN(again, 0);
   CHECK(again.out.find("nothing to change") != std::string::npos);
+}
+
+TEST_CASE("a directory roster makes people who never started known, with their population",
+          "[integration][scim]") {
+  Deployment d(6);
+  // The HR roster lists people 1-4 only; the directory knows all six.
+  std::ostringstream roster;
+  roster << "Employee ID,Work Email,Name,Worker Type\n";
+  for (int i = 1; i <= 4; ++i) roster << employee(i) << "," << email(i) << ",Person " << i << ",employee\n";
+  d.write("roster.csv", roster.str());
+  d.directory_extra =
+      "    roster: true\n    roster_filter: active eq true\n"
+      "    population_from_directory: true\n    population_attribute: userType\n";
+  d.config(3, 10);
+  d.exportCompletions("a.csv", 1, 2, "2026-11-01T09:00:00Z");
+  auto r = d.certgate({"sync", "--once"});
+  REQUIRE_RUN(r, 0);
+  CHECK(r.out.find("6 in-scope user(s) read as roster") != std::string::npos);
+  auto status = d.certgate({"status", "--all", "--format", "csv"});
+  REQUIRE_RUN(status, 0);
+  INFO(status.out);
+  // Person 6 is only in the directory: known, not started. Person 5's population comes from
+  // the directory (contractor), so the employee track does not apply.
+  CHECK(status.out.find("E0006,") != std::string::npos);
+  CHECK(status.out.find("not_started") != std::string::npos);
+  bool five_out_of_scope = false;
+  std::istringstream lines(status.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("E0005,", 0) == 0)
+      five_out_of_scope = line.find("contractor") != std::string::npos &&
+                          line.find("out_of_scope") != std::string::npos;
+  CHECK(five_out_of_scope);
+  CHECK(d.members() == userIds(1, 2));
 }
