@@ -141,7 +141,8 @@ void printPolicyText(Io& io, const settings::LoadedPolicy& p) {
 }
 
 int cmdValidate(Io& io, const std::string& config, const std::vector<std::string>& policies,
-                const std::vector<std::string>& tracks, bool config_given, const std::string& format) {
+                const std::vector<std::string>& tracks, bool config_given, const std::string& format,
+                bool online) {
   const bool as_json = format == "json";
   if (!policies.empty() || !tracks.empty()) {
     std::map<std::string, std::string> bindings;
@@ -182,23 +183,49 @@ int cmdValidate(Io& io, const std::string& config, const std::vector<std::string
     }
   }
   if (code != kOk) return code;
+  json online_report;
+  if (online) code = checkDirectoriesOnline(io, *s, as_json, online_report);
   if (as_json) {
     json j = policyJson(*s->policy);
-    j["ok"] = true;
+    j["ok"] = code == kOk;
     j["config"] = s->config_file;
     j["store"] = s->store_path;
     j["sources"] = json::array();
     for (const auto& src : s->sources)
       j["sources"].push_back({{"name", src.name}, {"kind", src.kind}, {"enabled", src.enabled}});
+    j["directories"] = json::array();
+    for (const auto& d : s->directories)
+      j["directories"].push_back({{"name", d.name}, {"kind", d.kind}, {"enabled", d.enabled},
+                                  {"aliases", d.aliases}, {"roster", d.roster}});
+    if (online) j["online"] = online_report;
     j["warnings"] = s->warnings;
     io.out << j.dump(2) << '\n';
-    return kOk;
+    return code;
   }
+  if (code != kOk) return code;
   io.out << "ok: " << s->config_file << '\n';
   io.out << "  store: " << s->store_path << '\n';
   io.out << "  sources (" << s->sources.size() << ")\n";
   for (const auto& src : s->sources)
     io.out << "    " << src.name << ": " << src.kind << (src.enabled ? "" : " (disabled)") << '\n';
+  io.out << "  directories (" << s->directories.size() << ")\n";
+  for (const auto& d : s->directories) {
+    io.out << "    " << d.name << ": " << d.kind << (d.enabled ? "" : " (disabled)");
+    if (!d.aliases.empty()) {
+      io.out << ", also called";
+      for (const auto& a : d.aliases) io.out << ' ' << a;
+    }
+    if (d.roster) io.out << ", roster";
+    io.out << '\n';
+  }
+  if (online) {
+    for (const auto& d : online_report) {
+      io.out << "    online " << d["name"].get<std::string>() << ": connected";
+      for (const auto& g : d["groups"])
+        io.out << "; " << g["group"].get<std::string>() << " -> " << g["id"].get<std::string>();
+      io.out << '\n';
+    }
+  }
   if (!s->policy->policy_ids.empty()) {
     io.out << "  policy documents:";
     for (const auto& id : s->policy->policy_ids) io.out << ' ' << id;
@@ -913,6 +940,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   validate->add_option("--tracks", v_tracks, "check this track file on its own (repeatable)");
   std::string v_format = "text";
   validate->add_option("--format", v_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  bool v_online = false;
+  validate->add_flag("--online", v_online, "also connect to every directory and resolve every mapped group (reads the secrets)");
 
   auto* ingest = app.add_subcommand("ingest", "fetch every enabled source and store its records");
   std::string i_format = "table";
@@ -1040,7 +1069,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   }
   try {
     if (validate->parsed())
-      return cmdValidate(io, config, v_policies, v_tracks, config_opt->count() > 0 || std::getenv("CERTGATE_CONFIG"), v_format);
+      return cmdValidate(io, config, v_policies, v_tracks, config_opt->count() > 0 || std::getenv("CERTGATE_CONFIG"), v_format,
+                         v_online);
     if (ingest->parsed()) return cmdIngest(io, config, i_format);
     if (status->parsed()) {
       for (const auto& s : states) {

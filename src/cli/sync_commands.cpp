@@ -171,6 +171,55 @@ std::string operatorName() {
 
 }  // namespace
 
+int checkDirectoriesOnline(Io& io, const settings::Settings& s, bool as_json, json& report) {
+  int code = kOk;
+  auto dirs = buildDirectories(io, s, code);
+  if (!dirs) return code;
+  report = json::array();
+  for (auto& h : dirs->handles) {
+    json d;
+    d["name"] = h.settings->name;
+    d["kind"] = h.settings->kind;
+    auto c = h.directory->connect();
+    d["connected"] = c.ok();
+    if (!c) {
+      d["error"] = c.error().describe();
+      if (!as_json)
+        io.err << "error: directory " << h.settings->name << ": " << c.error().describe() << '\n';
+      code = kFailure;
+      report.push_back(d);
+      continue;
+    }
+    d["groups"] = json::array();
+    for (const auto& tg : s.policy->grants)
+      for (const auto& g : tg.groups) {
+        if (settings::findDirectory(s, g.directory) != h.settings) continue;
+        auto ref = h.directory->resolveGroup(g.group);
+        json jg{{"group", g.group}, {"track", tg.track}};
+        if (!ref) {
+          jg["error"] = ref.error().describe();
+          if (!as_json)
+            io.err << "error: directory " << h.settings->name << ", group " << g.group << ": "
+                   << ref.error().describe() << '\n';
+          code = kFailure;
+        } else {
+          jg["id"] = ref->id;
+          jg["writable"] = ref->writable;
+          if (!ref->writable) {
+            jg["error"] = ref->not_writable_why;
+            if (!as_json)
+              io.err << "error: directory " << h.settings->name << ", group " << g.group
+                     << " cannot be changed by certgate: " << ref->not_writable_why << '\n';
+            code = kFailure;
+          }
+        }
+        d["groups"].push_back(jg);
+      }
+    report.push_back(d);
+  }
+  return code;
+}
+
 int cmdPlan(Io& io, const std::string& config, const std::string& person,
             const std::string& format) {
   int code = kOk;

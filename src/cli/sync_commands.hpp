@@ -4,9 +4,16 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/context.hpp"
 
 namespace certgate::cli::detail {
+
+// validate-config --online: connects to every enabled directory and resolves every mapped group.
+// Fills `report` (a JSON array, one object per directory) and prints errors unless as_json.
+int checkDirectoriesOnline(Io& io, const settings::Settings& s, bool as_json,
+                           nlohmann::json& report);
 
 int cmdPlan(Io& io, const std::string& config, const std::string& person,
             const std::string& format);

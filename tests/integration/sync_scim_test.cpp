@@ -430,3 +430,19 @@ TEST_CASE("a directory roster makes people who never started known, with their p
   CHECK(five_out_of_scope);
   CHECK(d.members() == userIds(1, 2));
 }
+
+TEST_CASE("validate-config --online connects and resolves every mapped group",
+          "[integration][scim]") {
+  Deployment d(2);
+  auto ok = d.certgate({"validate-config", "--online"});
+  REQUIRE_RUN(ok, 0);
+  CHECK(ok.out.find("online scim: connected; AI Users -> g-ai") != std::string::npos);
+  d.grants("No Such Group");
+  auto missing = d.certgate({"validate-config", "--online", "--format", "json"});
+  CHECK(missing.code == 1);
+  const auto j = Json::parse(missing.out);
+  CHECK(j["ok"] == false);
+  CHECK(j["online"][0]["groups"][0]["error"].get<std::string>().find("No Such Group") !=
+        std::string::npos);
+  CHECK(d.writes().empty());
+}
