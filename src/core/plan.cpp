@@ -126,6 +126,11 @@ std::string targetName(const GroupTarget& t) {
 
 }  // namespace
 
+RemovalCause removalCause(const PersonVerdicts& person, Sym track) {
+  const Cause c = whyNot(person, findVerdict(person, track), 64);
+  return RemovalCause{c.reason, c.state, c.source_dependent, c.exception_id, c.at};
+}
+
 Desired desire(std::span<const PersonVerdicts> people, std::span<const TrackGrant> mappings) {
   Desired out;
   // Allow-list: every (directory, group) named by a mapping, merged.

@@ -168,6 +168,17 @@ struct PlanInput {
 
 Plan plan(const PlanInput& in);
 
+// Why `track` does not entitle the person, and whether that could change with data a stale
+// source lacks (the group planner's removal reason; also used by the token planner).
+struct RemovalCause {
+  Reason reason = Reason::NoVerdict;
+  State state = State::NotStarted;
+  bool source_dependent = true;
+  std::int64_t exception_id = 0;
+  std::optional<Instant> at;
+};
+RemovalCause removalCause(const PersonVerdicts& person, Sym track);
+
 // The actions an applier may execute now: all of them, or only the adds while the plan is held.
 std::vector<const Action*> applicable(const Plan& p);
 
