@@ -6,7 +6,6 @@
 #include <chrono>
 #include <deque>
 #include <exception>
-#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "connectors/common/oauth2.hpp"
+#include "connectors/common/options.hpp"
 #include "connectors/directory/graph/graph_odata.hpp"
 #include "core/time.hpp"
 
@@ -61,29 +61,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-// scheme://authority of an absolute http(s) URL; nullopt when it is not one.
-std::optional<std::string> originOf(std::string_view url) {
-  const auto colon = url.find("://");
-  if (colon == std::string_view::npos) return std::nullopt;
-  const std::string scheme = lower(url.substr(0, colon));
-  if (scheme != "https" && scheme != "http") return std::nullopt;
-  const auto end = url.find_first_of("/?#", colon + 3);
-  const auto authority = url.substr(colon + 3, end == std::string_view::npos ? url.npos
-                                                                             : end - colon - 3);
-  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-  return scheme + "://" + lower(authority);
-}
-
-// TLS is required; plain http only towards this host's loopback (test servers).
-bool transportAllowed(const std::string& origin) {
-  if (origin.rfind("https://", 0) == 0) return true;
-  for (const char* host : {"http://127.0.0.1", "http://localhost", "http://[::1]"}) {
-    const std::string h(host);
-    if (origin == h || origin.rfind(h + ":", 0) == 0) return true;
-  }
-  return false;
 }
 
 bool hasType(const Json& group, std::string_view type) {
@@ -872,38 +849,7 @@ core::Result<std::vector<ports::MemberOutcome>> GraphDirectory::removeMembers(
 
 // ---- configuration -----------------------------------------------------------------------------
 
-class OptionReader {
- public:
-  OptionReader(const std::string& name, const ports::Options& options)
-      : name_(name), options_(options) {}
-
-  core::Error error(const std::string& key, const std::string& message, const std::string& hint,
-                    const ports::OptionValue* at = nullptr) const {
-    return core::makeError(ErrorKind::Invalid, "directory '" + name_ + "': " + key + ": " + message,
-                           at != nullptr && !at->where.empty() ? at->where : options_.where, hint);
-  }
-
-  core::Result<std::optional<std::string>> scalar(const std::string& key) const {
-    const ports::OptionValue* v = options_.find(key);
-    if (v == nullptr) return std::optional<std::string>{};
-    if (v->shape != ports::OptionValue::Shape::Scalar)
-      return error(key, "expected a single value, got a list or map",
-                   "write it as `" + key + ": value`", v);
-    return std::optional<std::string>{std::string(trim(v->scalar))};
-  }
-
-  const ports::OptionValue* find(const std::string& key) const { return options_.find(key); }
-
- private:
-  const std::string& name_;
-  const ports::Options& options_;
-};
-
-std::string validKeys() {
-  std::string out;
-  for (const auto& k : spec().keys) out += (out.empty() ? "" : ", ") + k.key;
-  return out;
-}
+using options::OptionReader;
 
 bool validTenant(std::string_view t) {
   if (t.empty() || t.size() > 253) return false;
@@ -957,57 +903,53 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
     const ports::SecretReader& secrets, std::shared_ptr<http::Redactor> redactor,
     http::ClientOptions client_options) {
   try {
-    OptionReader opts(name, options);
-    for (const auto& [key, value] : options.values)
-      if (spec().find(key) == nullptr)
-        return opts.error(key, "unknown key", "valid keys: " + validKeys(), &value);
+    const OptionReader opts("directory '" + name + "'", options);
+    if (auto known = opts.rejectUnknownKeys(spec()); !known) return known.error();
 
     Config cfg;
     auto url = opts.scalar("url");
     if (!url) return url.error();
     cfg.url = url->value_or(kDefaultUrl);
     while (!cfg.url.empty() && cfg.url.back() == '/') cfg.url.pop_back();
-    auto origin = originOf(cfg.url);
-    if (!origin || cfg.url.find_first_of("?#") != std::string::npos)
-      return opts.error("url", "'" + cfg.url + "' is not an absolute https URL",
-                        "e.g. url: https://graph.microsoft.com/v1.0", opts.find("url"));
-    if (!transportAllowed(*origin))
-      return opts.error("url", "'" + cfg.url + "' does not use https",
-                        "Microsoft Graph is only reached over TLS", opts.find("url"));
+    const options::UrlWording url_wording = {
+        .not_url = "'" + cfg.url + "' is not an absolute https URL",
+        .not_url_hint = "e.g. url: https://graph.microsoft.com/v1.0",
+        .plain_http = "'" + cfg.url + "' does not use https",
+        .plain_http_hint = "Microsoft Graph is only reached over TLS"};
+    if (cfg.url.find_first_of("?#") != std::string::npos)
+      return opts.error("url", url_wording.not_url, url_wording.not_url_hint, opts.find("url"));
+    auto origin = opts.url("url", cfg.url, url_wording);
+    if (!origin) return origin.error();
     cfg.origin = *origin;
 
-    auto tenant = opts.scalar("tenant");
+    auto tenant = opts.required("tenant",
+                                "the directory (tenant) id from the app registration's overview, "
+                                "or the tenant's domain");
     if (!tenant) return tenant.error();
-    if (!tenant->has_value() || (*tenant)->empty())
-      return opts.error("tenant", "is required",
-                        "the directory (tenant) id from the app registration's overview, or the "
-                        "tenant's domain");
-    if (!validTenant(**tenant))
-      return opts.error("tenant", "'" + **tenant + "' is not a tenant id or domain",
+    if (!validTenant(*tenant))
+      return opts.error("tenant", "'" + *tenant + "' is not a tenant id or domain",
                         "e.g. tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47 or "
                         "contoso.onmicrosoft.com",
                         opts.find("tenant"));
-    cfg.tenant = **tenant;
+    cfg.tenant = *tenant;
 
-    auto client_id = opts.scalar("client_id");
+    auto client_id = opts.required(
+        "client_id", "the application (client) id from the app registration's overview");
     if (!client_id) return client_id.error();
-    if (!client_id->has_value() || (*client_id)->empty())
-      return opts.error("client_id", "is required",
-                        "the application (client) id from the app registration's overview");
-    cfg.client_id = **client_id;
+    cfg.client_id = *client_id;
 
-    const ports::OptionValue* secret = opts.find("client_secret");
-    if (secret == nullptr)
-      return opts.error("client_secret", "is required",
-                        "client_secret: {file: /etc/certgate/graph.secret} or "
-                        "{credential: graph-secret}");
-    if (secret->shape != ports::OptionValue::Shape::Map)
-      return opts.error("client_secret", "must be a reference, never the secret itself",
-                        "write {file: PATH} or {credential: NAME}", secret);
+    // Graph passes the value on as the reader returns it: no trimming, and the reader's errors
+    // unchanged.
+    auto secret = opts.secretReference(
+        "client_secret", {.missing_hint = "client_secret: {file: /etc/certgate/graph.secret} or "
+                                          "{credential: graph-secret}",
+                          .inline_message = "must be a reference, never the secret itself",
+                          .inline_hint = "write {file: PATH} or {credential: NAME}"});
+    if (!secret) return secret.error();
     if (!secrets)
       return core::makeError(ErrorKind::Internal, "no secret reader was supplied",
                              "directory '" + name + "'");
-    auto secret_value = secrets(*secret);
+    auto secret_value = secrets(**secret);
     if (!secret_value) return secret_value.error();
     cfg.client_secret = std::move(*secret_value);
     if (redactor) redactor->add(cfg.client_secret);
@@ -1017,11 +959,16 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
     cfg.token_url = token_url->value_or(kDefaultTokenUrl);
     for (std::size_t at; (at = cfg.token_url.find("{tenant}")) != std::string::npos;)
       cfg.token_url.replace(at, 8, cfg.tenant);
-    auto token_origin = originOf(cfg.token_url);
-    if (!token_origin || !transportAllowed(*token_origin))
-      return opts.error("token_url", "'" + cfg.token_url + "' is not an absolute https URL",
-                        "e.g. https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-                        opts.find("token_url"));
+    const std::string not_https = "'" + cfg.token_url + "' is not an absolute https URL";
+    const std::string token_url_hint =
+        "e.g. https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
+    if (auto checked = opts.url("token_url", cfg.token_url,
+                                {.not_url = not_https,
+                                 .not_url_hint = token_url_hint,
+                                 .plain_http = not_https,
+                                 .plain_http_hint = token_url_hint});
+        !checked)
+      return checked.error();
 
     auto scope = opts.scalar("scope");
     if (!scope) return scope.error();
@@ -1067,27 +1014,15 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
                         "onPremisesExtensionAttributes/extensionAttribute1",
                         opts.find("population_attribute"));
 
-    auto ca_file = opts.scalar("ca_file");
+    auto ca_file = opts.readableFile("ca_file", base_dir, "point ca_file at a PEM bundle");
     if (!ca_file) return ca_file.error();
-    if (ca_file->has_value() && !(*ca_file)->empty()) {
-      std::filesystem::path p(**ca_file);
-      if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(p, ec))
-        return opts.error("ca_file", p.string() + " is not a readable file",
-                          "point ca_file at a PEM bundle", opts.find("ca_file"));
-      client_options.ca_file = p.lexically_normal().string();
-    }
+    if (ca_file->has_value()) client_options.ca_file = **ca_file;
 
-    auto timeout = opts.scalar("timeout");
+    auto timeout = opts.duration("timeout", core::Seconds{1}, core::Seconds{3600},
+                                 "a duration from 1s to 1h", "e.g. timeout: 30s");
     if (!timeout) return timeout.error();
-    if (timeout->has_value()) {
-      auto d = core::parseDuration(**timeout);
-      if (!d || d->count() < 1 || d->count() > 3600)
-        return opts.error("timeout", "'" + **timeout + "' is not a duration from 1s to 1h",
-                          "e.g. timeout: 30s", opts.find("timeout"));
-      client_options.total_timeout = std::chrono::duration_cast<http::Millis>(*d);
-    }
+    if (timeout->has_value())
+      client_options.total_timeout = std::chrono::duration_cast<http::Millis>(**timeout);
 
     if (!client_options.redactor && redactor) client_options.redactor = redactor;
     return std::unique_ptr<ports::Directory>(

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
-#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,13 +19,13 @@
 #include "connectors/common/jwt.hpp"
 #include "connectors/common/link_header.hpp"
 #include "connectors/common/oauth2.hpp"
+#include "connectors/common/options.hpp"
 #include "core/time.hpp"
 
 namespace certgate::connectors::okta {
 
 namespace {
 
-namespace fs = std::filesystem;
 using Json = nlohmann::json;
 using core::ErrorKind;
 
@@ -148,29 +147,6 @@ std::optional<long long> headerInt(const http::Response& resp, std::string_view 
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
   if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
   return n;
-}
-
-// scheme://host[:port], lower-cased, from an absolute http(s) URL; nullopt otherwise.
-std::optional<std::string> originOf(std::string_view url) {
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::nullopt;
-  const std::string scheme = lower(url.substr(0, scheme_end));
-  if (scheme != "http" && scheme != "https") return std::nullopt;
-  const auto host_start = scheme_end + 3;
-  const auto host_end = url.find_first_of("/?#", host_start);
-  const auto authority = url.substr(host_start, host_end == std::string_view::npos
-                                                    ? std::string_view::npos
-                                                    : host_end - host_start);
-  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-  return scheme + "://" + lower(authority);
-}
-
-bool isLoopbackOrigin(std::string_view origin) {
-  const auto host_start = origin.find("://") + 3;
-  std::string_view host = origin.substr(host_start);
-  if (!host.empty() && host.front() == '[') return host.substr(0, 5) == "[::1]";
-  host = host.substr(0, host.find(':'));
-  return host == "localhost" || host == "127.0.0.1";
 }
 
 enum class Auth { OAuth, Ssws };
@@ -534,7 +510,7 @@ core::Result<std::optional<std::string>> OktaDirectory::nextPage(const http::Res
   if (!next || next->empty()) return std::optional<std::string>{};
   std::string url = *next;
   if (url.front() == '/') url = cfg_.origin + url;
-  const auto origin = originOf(url);
+  const auto origin = options::originOf(url);
   if (!origin || *origin != cfg_.origin)
     return core::makeError(ErrorKind::Permanent,
                            redact(what + ": the next-page link points outside " + cfg_.origin),
@@ -876,88 +852,40 @@ core::Result<std::vector<ports::MemberOutcome>> OktaDirectory::write(
 
 // ---- configuration -----------------------------------------------------------------------------
 
-class OptionReader {
- public:
-  OptionReader(const std::string& name, const ports::Options& options)
-      : name_(name), options_(options) {}
-
-  core::Error error(const std::string& key, const std::string& message, const std::string& hint,
-                    const ports::OptionValue* at = nullptr) const {
-    return core::makeError(ErrorKind::Invalid, "directory '" + name_ + "': " + key + ": " + message,
-                           at != nullptr && !at->where.empty() ? at->where : options_.where, hint);
-  }
-
-  core::Result<std::optional<std::string>> scalar(const std::string& key) const {
-    const ports::OptionValue* v = options_.find(key);
-    if (v == nullptr) return std::optional<std::string>{};
-    if (v->shape != ports::OptionValue::Shape::Scalar)
-      return error(key, "expected a single value, got a list or map",
-                   "write it as `" + key + ": value`", v);
-    return std::optional<std::string>{std::string(trim(v->scalar))};
-  }
-
-  const ports::OptionValue* find(const std::string& key) const { return options_.find(key); }
-
- private:
-  const std::string& name_;
-  const ports::Options& options_;
-};
-
-std::string validKeys() {
-  std::string out;
-  for (const auto& k : spec().keys) out += (out.empty() ? "" : ", ") + k.key;
-  return out;
-}
+using options::OptionReader;
 
 core::Result<Auth> parseAuth(const OptionReader& opts) {
-  auto auth = opts.scalar("auth");
+  auto auth = opts.choice("auth", "oauth", {"oauth", "ssws"}, OptionReader::Echo::Lowercased,
+                          "oauth: an OAuth 2.0 service app with private_key_jwt (recommended); "
+                          "ssws: an API token");
   if (!auth) return auth.error();
-  const std::string value = lower(auth->value_or("oauth"));
-  if (value == "oauth") return Auth::OAuth;
-  if (value == "ssws") return Auth::Ssws;
-  return opts.error("auth", "'" + value + "' is not one of oauth, ssws",
-                    "oauth: an OAuth 2.0 service app with private_key_jwt (recommended); "
-                    "ssws: an API token",
-                    opts.find("auth"));
+  return *auth == "ssws" ? Auth::Ssws : Auth::OAuth;
 }
 
 core::Result<std::string> readSecret(const OptionReader& opts, const std::string& key,
                                      const ports::SecretReader& secrets,
                                      const std::string& needed_for) {
-  const ports::OptionValue* ref = opts.find(key);
-  if (ref == nullptr)
-    return opts.error(key, "is required " + needed_for,
-                      "write it as `" + key + ": {file: /etc/certgate/okta-" + key +
-                          "}` or `{credential: NAME}`");
-  if (ref->shape != ports::OptionValue::Shape::Map)
-    return opts.error(key, "must be a secret reference, not an inline value",
-                      "write it as `" + key + ": {file: PATH}` or `" + key +
-                          ": {credential: NAME}`; secrets never appear in the configuration file",
-                      ref);
-  if (!secrets)
-    return opts.error(key, "no secret reader is available", "this is a defect in certgate", ref);
-  auto value = secrets(*ref);
-  if (!value) {
-    core::Error e = value.error();
-    if (e.where.empty()) e.where = ref->where;
-    e.message = key + ": " + e.message;
-    return e;
-  }
-  std::string v = *value;
-  while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
-  if (v.empty()) return opts.error(key, "the secret is empty", "check the file or credential", ref);
-  return v;
+  return opts.secret(
+      key, secrets,
+      {.missing_message = "is required " + needed_for,
+       .missing_hint = "write it as `" + key + ": {file: /etc/certgate/okta-" + key +
+                       "}` or `{credential: NAME}`",
+       .inline_message = "must be a secret reference, not an inline value",
+       .inline_hint = "write it as `" + key + ": {file: PATH}` or `" + key +
+                      ": {credential: NAME}`; secrets never appear in the configuration file",
+       .no_reader_hint = "this is a defect in certgate",
+       .empty_hint = "check the file or credential",
+       .reader_errors_name_what = false,
+       .strip = "\n\r "});
 }
 
 core::Result<std::string> parseUrl(const OptionReader& opts, const std::string& key,
                                    const std::string& value) {
-  const auto origin = originOf(value);
-  if (!origin)
-    return opts.error(key, "'" + value + "' is not an http(s) URL",
-                      "e.g. url: https://acme.okta.com", opts.find(key));
-  if (origin->compare(0, 5, "http:") == 0 && !isLoopbackOrigin(*origin))
-    return opts.error(key, "must use https", "Okta is only reached over TLS", opts.find(key));
-  return *origin;
+  return opts.url(key, value,
+                  {.not_url = "'" + value + "' is not an http(s) URL",
+                   .not_url_hint = "e.g. url: https://acme.okta.com",
+                   .plain_http = "must use https",
+                   .plain_http_hint = "Okta is only reached over TLS"});
 }
 
 }  // namespace
@@ -1038,19 +966,14 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
     const ports::SecretReader& secrets, std::shared_ptr<http::Redactor> redactor,
     http::ClientOptions client_options) {
   try {
-    OptionReader opts(name, options);
+    const OptionReader opts("directory '" + name + "'", options);
     Config cfg;
-    for (const auto& [key, value] : options.values) {
-      if (spec().find(key) == nullptr)
-        return opts.error(key, "unknown key", "valid keys: " + validKeys(), &value);
-    }
+    if (auto known = opts.rejectUnknownKeys(spec()); !known) return known.error();
 
-    auto url = opts.scalar("url");
+    auto url = opts.required("url", "the Okta org URL, e.g. https://acme.okta.com");
     if (!url) return url.error();
-    if (!url->has_value() || (*url)->empty())
-      return opts.error("url", "is required", "the Okta org URL, e.g. https://acme.okta.com");
     {
-      std::string u = **url;
+      std::string u = *url;
       while (!u.empty() && u.back() == '/') u.pop_back();
       const auto origin = parseUrl(opts, "url", u);
       if (!origin) return origin.error();
@@ -1079,12 +1002,10 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
       if (const ports::OptionValue* v = opts.find("token"))
         return opts.error("token", "is only used with auth: ssws",
                           "remove it; auth: oauth signs in with client_id and private_key", v);
-      auto client_id = opts.scalar("client_id");
+      auto client_id = opts.required("client_id", "the client ID of the Okta API service app",
+                                     "is required with auth: oauth");
       if (!client_id) return client_id.error();
-      if (!client_id->has_value() || (*client_id)->empty())
-        return opts.error("client_id", "is required with auth: oauth",
-                          "the client ID of the Okta API service app");
-      cfg.client_id = **client_id;
+      cfg.client_id = *client_id;
       auto key = readSecret(opts, "private_key", secrets, "with auth: oauth");
       if (!key) return key.error();
       cfg.private_key = std::move(*key);
@@ -1118,41 +1039,22 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
       }
     }
 
-    auto ca_file = opts.scalar("ca_file");
+    auto ca_file = opts.readableFile(
+        "ca_file", base_dir, "give a PEM bundle of the CAs that issue the Okta org's certificate");
     if (!ca_file) return ca_file.error();
-    if (ca_file->has_value() && !(*ca_file)->empty()) {
-      fs::path p(**ca_file);
-      if (p.is_relative() && !base_dir.empty()) p = fs::path(base_dir) / p;
-      std::error_code ec;
-      if (!fs::is_regular_file(p, ec))
-        return opts.error("ca_file", p.string() + " is not a readable file",
-                          "give a PEM bundle of the CAs that issue the Okta org's certificate",
-                          opts.find("ca_file"));
-      client_options.ca_file = p.lexically_normal().string();
-    }
+    if (ca_file->has_value()) client_options.ca_file = **ca_file;
 
-    auto timeout = opts.scalar("timeout");
+    auto timeout = opts.duration("timeout", core::Seconds{1}, core::Seconds{600},
+                                 "a duration between 1s and 10m", "e.g. timeout: 30s");
     if (!timeout) return timeout.error();
-    if (timeout->has_value()) {
-      const auto d = core::parseDuration(**timeout);
-      if (!d || d->count() < 1 || d->count() > 600)
-        return opts.error("timeout", "'" + **timeout + "' is not a duration between 1s and 10m",
-                          "e.g. timeout: 30s", opts.find("timeout"));
-      client_options.total_timeout = std::chrono::duration_cast<http::Millis>(*d);
-    }
+    if (timeout->has_value())
+      client_options.total_timeout = std::chrono::duration_cast<http::Millis>(**timeout);
 
-    auto page_size = opts.scalar("page_size");
+    auto page_size = opts.integer("page_size", 1, static_cast<std::int64_t>(kMaxPageSize),
+                                  "a whole number from 1 to " + std::to_string(kMaxPageSize),
+                                  "Okta recommends 200");
     if (!page_size) return page_size.error();
-    if (page_size->has_value()) {
-      const std::string& s = **page_size;
-      long long n = 0;
-      const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-      if (ec != std::errc{} || p != s.data() + s.size() || n < 1 ||
-          n > static_cast<long long>(kMaxPageSize))
-        return opts.error("page_size", "'" + s + "' is not a whole number from 1 to 1000",
-                          "Okta recommends 200", opts.find("page_size"));
-      cfg.page_size = static_cast<std::size_t>(n);
-    }
+    if (page_size->has_value()) cfg.page_size = static_cast<std::size_t>(**page_size);
 
     auto roster = opts.scalar("roster_filter");
     if (!roster) return roster.error();

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "connectors/common/oauth2.hpp"
+#include "connectors/common/options.hpp"
 #include "core/time.hpp"
 
 namespace certgate::connectors::scim {
@@ -1034,94 +1034,26 @@ core::Result<std::vector<ports::MemberOutcome>> ScimDirectory::write(
 
 // ---- options ---------------------------------------------------------------------------------
 
-class OptionReader {
- public:
-  OptionReader(const std::string& name, const ports::Options& options)
-      : name_(name), options_(options) {}
+using options::OptionReader;
 
-  core::Error error(const std::string& key, const std::string& message, const std::string& hint,
-                    const ports::OptionValue* at = nullptr) const {
-    return core::makeError(ErrorKind::Invalid, "directory '" + name_ + "': " + key + ": " + message,
-                           at != nullptr && !at->where.empty() ? at->where : options_.where, hint);
-  }
+// A secret under `key`, which the caller has checked is present.
+core::Result<std::string> readSecret(const OptionReader& opts, const std::string& key,
+                                     const ports::SecretReader& secrets) {
+  return opts.secret(
+      key, secrets,
+      {.inline_message = "a secret is given as {file: PATH} or {credential: NAME}, never inline",
+       .inline_hint = "e.g. " + key + ": {file: /etc/certgate/scim-token}",
+       .empty_hint = "put the value in the secret file"});
+}
 
-  core::Result<std::optional<std::string>> scalar(const std::string& key) const {
-    const ports::OptionValue* v = options_.find(key);
-    if (v == nullptr) return std::optional<std::string>{};
-    if (v->shape != ports::OptionValue::Shape::Scalar)
-      return error(key, "expected a single value, got a list or map",
-                   "write it as `" + key + ": value`", v);
-    return std::optional<std::string>{std::string(trim(v->scalar))};
-  }
-
-  core::Result<std::size_t> count(const std::string& key, std::size_t fallback, std::size_t max) const {
-    auto v = scalar(key);
-    if (!v) return v.error();
-    if (!v->has_value()) return fallback;
-    const std::string& t = **v;
-    std::size_t out = 0;
-    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
-    if (t.empty() || ec != std::errc{} || end != t.data() + t.size() || out < 1 || out > max)
-      return error(key, "'" + t + "' is not a whole number from 1 to " + std::to_string(max),
-                   "e.g. " + key + ": " + std::to_string(fallback), find(key));
-    return out;
-  }
-
-  core::Result<bool> flag(const std::string& key, bool fallback) const {
-    auto v = scalar(key);
-    if (!v) return v.error();
-    if (!v->has_value()) return fallback;
-    const std::string t = lower(**v);
-    if (t == "true" || t == "yes" || t == "on") return true;
-    if (t == "false" || t == "no" || t == "off") return false;
-    return error(key, "'" + **v + "' is not true or false", "write true or false", find(key));
-  }
-
-  // One of `allowed` (lower-cased); `fallback` when absent.
-  core::Result<std::string> choice(const std::string& key, const std::string& fallback,
-                                   const std::vector<std::string>& allowed) const {
-    auto v = scalar(key);
-    if (!v) return v.error();
-    const std::string t = lower(v->value_or(fallback));
-    for (const auto& a : allowed)
-      if (a == t) return t;
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    return error(key, "'" + v->value_or("") + "' is not one of " + list, "use one of " + list,
-                 find(key));
-  }
-
-  core::Result<std::string> secret(const std::string& key, const ports::SecretReader& secrets) const {
-    const ports::OptionValue* v = options_.find(key);
-    if (v == nullptr) return std::string{};
-    if (v->shape != ports::OptionValue::Shape::Map)
-      return error(key, "a secret is given as {file: PATH} or {credential: NAME}, never inline",
-                   "e.g. " + key + ": {file: /etc/certgate/scim-token}", v);
-    if (!secrets) return error(key, "no secret reader is available", "", v);
-    auto value = secrets(*v);
-    if (!value) {
-      core::Error e = value.error();
-      e.message = "directory '" + name_ + "': " + key + ": " + e.message;
-      if (e.where.empty()) e.where = v->where;
-      return e;
-    }
-    std::string s = *value;
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    if (s.empty()) return error(key, "the secret is empty", "put the value in the secret file", v);
-    return s;
-  }
-
-  const ports::OptionValue* find(const std::string& key) const { return options_.find(key); }
-
- private:
-  const std::string& name_;
-  const ports::Options& options_;
-};
-
-std::string validKeys() {
-  std::string out;
-  for (const auto& k : spec().keys) out += (out.empty() ? "" : ", ") + k.key;
-  return out;
+// A whole number from 1 to `max`; `fallback` when absent.
+core::Result<std::size_t> count(const OptionReader& opts, const std::string& key,
+                                std::size_t fallback, std::size_t max) {
+  auto v = opts.integer(key, 1, static_cast<std::int64_t>(max),
+                        "a whole number from 1 to " + std::to_string(max),
+                        "e.g. " + key + ": " + std::to_string(fallback));
+  if (!v) return v.error();
+  return v->has_value() ? static_cast<std::size_t>(**v) : fallback;
 }
 
 core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
@@ -1130,17 +1062,13 @@ core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
                                                      const ports::SecretReader& secrets,
                                                      std::shared_ptr<http::Redactor> redactor,
                                                      http::ClientOptions client_options) {
-  OptionReader opts(name, options);
-  for (const auto& [key, value] : options.values)
-    if (spec().find(key) == nullptr)
-      return opts.error(key, "unknown key", "valid keys: " + validKeys(), &value);
+  const OptionReader opts("directory '" + name + "'", options);
+  if (auto known = opts.rejectUnknownKeys(spec()); !known) return known.error();
   Config cfg;
 
-  auto url = opts.scalar("url");
+  auto url = opts.required("url", "the SCIM base URL, e.g. https://idp.example.com/scim/v2");
   if (!url) return url.error();
-  if (!url->has_value() || (*url)->empty())
-    return opts.error("url", "is required", "the SCIM base URL, e.g. https://idp.example.com/scim/v2");
-  cfg.url = **url;
+  cfg.url = *url;
   while (!cfg.url.empty() && cfg.url.back() == '/') cfg.url.pop_back();
   if (cfg.url.rfind("https://", 0) != 0 && cfg.url.rfind("http://", 0) != 0)
     return opts.error("url", "'" + cfg.url + "' is not an http(s) URL",
@@ -1157,7 +1085,7 @@ core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
       if (opts.find(k) != nullptr)
         return opts.error(k, "applies only with auth oauth2", "remove it or set auth: oauth2",
                           opts.find(k));
-    auto token = opts.secret("token", secrets);
+    auto token = readSecret(opts, "token", secrets);
     if (!token) return token.error();
     cfg.token = *token;
     if (redactor) redactor->add(cfg.token);
@@ -1166,20 +1094,19 @@ core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
       return opts.error("token", "applies only with auth bearer",
                         "with auth oauth2 give client_id, client_secret and token_url",
                         opts.find("token"));
-    for (const char* k : {"client_id", "token_url"}) {
-      auto v = opts.scalar(k);
-      if (!v) return v.error();
-      if (!v->has_value() || (*v)->empty())
-        return opts.error(k, "is required with auth oauth2",
-                          std::string(k) == "token_url"
-                              ? "the authorization server's token endpoint (RFC 6749 3.2)"
-                              : "the OAuth client id the identity provider issued");
-      (std::string(k) == "client_id" ? cfg.oauth.client_id : cfg.oauth.token_url) = **v;
-    }
+    auto client_id = opts.required("client_id", "the OAuth client id the identity provider issued",
+                                   "is required with auth oauth2");
+    if (!client_id) return client_id.error();
+    cfg.oauth.client_id = *client_id;
+    auto token_url =
+        opts.required("token_url", "the authorization server's token endpoint (RFC 6749 3.2)",
+                      "is required with auth oauth2");
+    if (!token_url) return token_url.error();
+    cfg.oauth.token_url = *token_url;
     if (opts.find("client_secret") == nullptr)
       return opts.error("client_secret", "is required with auth oauth2",
                         "client_secret: {file: PATH} or {credential: NAME}");
-    auto secret = opts.secret("client_secret", secrets);
+    auto secret = readSecret(opts, "client_secret", secrets);
     if (!secret) return secret.error();
     cfg.oauth.client_secret = *secret;
     if (redactor) redactor->add(cfg.oauth.client_secret);
@@ -1193,31 +1120,22 @@ core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
                                                           : oauth2::ClientAuth::SecretBasic;
   }
 
-  auto ca_file = opts.scalar("ca_file");
+  auto ca_file = opts.path("ca_file", base_dir);
   if (!ca_file) return ca_file.error();
-  if (ca_file->has_value() && !(*ca_file)->empty()) {
-    std::filesystem::path p(**ca_file);
-    if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
-    cfg.ca_file = p.lexically_normal().string();
-  }
+  if (ca_file->has_value()) cfg.ca_file = **ca_file;
 
-  auto timeout = opts.scalar("timeout");
+  auto timeout = opts.duration("timeout", core::Seconds{1}, core::Seconds{3600},
+                               "a duration from 1s to 1h", "e.g. timeout: 30s");
   if (!timeout) return timeout.error();
-  if (timeout->has_value()) {
-    const auto d = core::parseDuration(**timeout);
-    if (!d || d->count() <= 0 || d->count() > 3600)
-      return opts.error("timeout", "'" + **timeout + "' is not a duration from 1s to 1h",
-                        "e.g. timeout: 30s", opts.find("timeout"));
-    cfg.timeout = *d;
-  }
+  if (timeout->has_value()) cfg.timeout = **timeout;
 
-  auto page_size = opts.count("page_size", 100, 10000);
+  auto page_size = count(opts, "page_size", 100, 10000);
   if (!page_size) return page_size.error();
   cfg.page_size = *page_size;
-  auto add_batch = opts.count("max_members_per_patch", 100, 10000);
+  auto add_batch = count(opts, "max_members_per_patch", 100, 10000);
   if (!add_batch) return add_batch.error();
   cfg.max_members_per_patch = *add_batch;
-  auto remove_batch = opts.count("max_removes_per_patch", 100, 10000);
+  auto remove_batch = count(opts, "max_removes_per_patch", 100, 10000);
   if (!remove_batch) return remove_batch.error();
   cfg.max_removes_per_patch = *remove_batch;
 

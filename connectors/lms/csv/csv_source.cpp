@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "connectors/common/options.hpp"
 #include "connectors/lms/csv/date_format.hpp"
 #include "connectors/lms/csv/file_reader.hpp"
 #include "connectors/lms/csv/time_zone.hpp"
@@ -755,39 +757,12 @@ core::Result<ports::FetchOutcome> CsvSource::fetchFiles(const std::string& /*cur
 
 // ---- configuration -----------------------------------------------------------------------------
 
-class OptionReader {
- public:
-  OptionReader(const std::string& name, const ports::Options& options)
-      : name_(name), options_(options) {}
-
-  core::Error error(const std::string& key, const std::string& message, const std::string& hint,
-                    const ports::OptionValue* at = nullptr) const {
-    return core::makeError(core::ErrorKind::Invalid,
-                           "source '" + name_ + "': " + key + ": " + message,
-                           at != nullptr && !at->where.empty() ? at->where : options_.where, hint);
-  }
-
-  // The scalar under `key`, nullopt when absent; an error when it is not a scalar.
-  core::Result<std::optional<std::string>> scalar(const std::string& key) const {
-    const ports::OptionValue* v = options_.find(key);
-    if (v == nullptr) return std::optional<std::string>{};
-    if (v->shape != ports::OptionValue::Shape::Scalar)
-      return error(key, "expected a single value, got a list or map",
-                   "write it as `" + key + ": value`", v);
-    return std::optional<std::string>{v->scalar};
-  }
-
-  const ports::OptionValue* find(const std::string& key) const { return options_.find(key); }
-
- private:
-  const std::string& name_;
-  const ports::Options& options_;
-};
-
-std::string validKeys() {
-  std::string out;
-  for (const auto& k : spec().keys) out += (out.empty() ? "" : ", ") + k.key;
-  return out;
+// Options are read as written (each check trims what it needs) and shown in messages as
+// inQuotes() shows them.
+options::OptionReader optionReader(const std::string& name, const ports::Options& options) {
+  return options::OptionReader(
+      "source '" + name + "'", options,
+      {.trim = false, .quote = [](std::string_view v) { return inQuotes(v); }});
 }
 
 }  // namespace
@@ -836,38 +811,26 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeSource(const std::string& na
                                                            const ports::Options& options,
                                                            const std::string& base_dir) {
   try {
-    OptionReader opts(name, options);
+    const options::OptionReader opts = optionReader(name, options);
     Config cfg;
 
-    for (const auto& [key, value] : options.values) {
-      if (spec().find(key) == nullptr)
-        return opts.error(key, "unknown key", "valid keys: " + validKeys(), &value);
-    }
+    if (auto known = opts.rejectUnknownKeys(spec()); !known) return known.error();
 
     // directory
-    auto directory = opts.scalar("directory");
+    auto directory =
+        opts.required("directory", "name the directory the LMS's scheduled export writes into");
     if (!directory) return directory.error();
-    if (!directory->has_value() || trim(**directory).empty())
-      return opts.error("directory", "is required",
-                        "name the directory the LMS's scheduled export writes into");
-    fs::path dir(std::string(trim(**directory)));
+    fs::path dir(std::string(trim(*directory)));
     if (dir.is_relative() && !base_dir.empty()) dir = fs::path(base_dir) / dir;
     cfg.directory = dir.lexically_normal().string();
     if (cfg.directory.size() > 1 && cfg.directory.back() == '/') cfg.directory.pop_back();
 
     // format
-    auto format = opts.scalar("format");
+    auto format =
+        opts.choice("format", "csv", {"csv", "jsonl"}, options::OptionReader::Echo::Lowercased,
+                    "use csv for comma-separated exports, jsonl for one JSON object per line");
     if (!format) return format.error();
-    const std::string format_text = lower(trim(format->value_or("csv")));
-    if (format_text == "csv") {
-      cfg.format = Format::Csv;
-    } else if (format_text == "jsonl") {
-      cfg.format = Format::Jsonl;
-    } else {
-      return opts.error("format", inQuotes(format_text) + " is not one of csv, jsonl",
-                        "use csv for comma-separated exports, jsonl for one JSON object per line",
-                        opts.find("format"));
-    }
+    cfg.format = *format == "jsonl" ? Format::Jsonl : Format::Csv;
 
     // pattern
     auto pattern = opts.scalar("pattern");
@@ -947,20 +910,13 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeSource(const std::string& na
     cfg.time_zone = std::move(*tz);
 
     // score_scale
-    auto scale = opts.scalar("score_scale");
+    auto scale = opts.choice("score_scale", "raw", {"raw", "percent", "fraction"},
+                             options::OptionReader::Echo::Lowercased,
+                             "raw: score out of max_score; percent: 0-100; fraction: 0-1");
     if (!scale) return scale.error();
-    const std::string scale_text = lower(trim(scale->value_or("raw")));
-    if (scale_text == "raw") {
-      cfg.scale = ScoreScale::Raw;
-    } else if (scale_text == "percent") {
-      cfg.scale = ScoreScale::Percent;
-    } else if (scale_text == "fraction") {
-      cfg.scale = ScoreScale::Fraction;
-    } else {
-      return opts.error(
-          "score_scale", inQuotes(scale_text) + " is not one of raw, percent, fraction",
-          "raw: score out of max_score; percent: 0-100; fraction: 0-1", opts.find("score_scale"));
-    }
+    cfg.scale = *scale == "percent"    ? ScoreScale::Percent
+                : *scale == "fraction" ? ScoreScale::Fraction
+                                       : ScoreScale::Raw;
 
     // default_max_score
     auto default_max = opts.scalar("default_max_score");
@@ -1003,17 +959,10 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeSource(const std::string& na
     for (const auto& builtin : builtinStatuses()) cfg.status_values.push_back(builtin);
 
     // min_rows
-    auto min_rows = opts.scalar("min_rows");
+    auto min_rows = opts.integer("min_rows", 0, std::numeric_limits<std::int64_t>::max(),
+                                 "a whole number >= 0", "e.g. min_rows: 1");
     if (!min_rows) return min_rows.error();
-    if (min_rows->has_value()) {
-      const std::string_view t = trim(**min_rows);
-      std::int64_t v = 0;
-      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-      if (t.empty() || ec != std::errc{} || end != t.data() + t.size() || v < 0)
-        return opts.error("min_rows", inQuotes(**min_rows) + " is not a whole number >= 0",
-                          "e.g. min_rows: 1", opts.find("min_rows"));
-      cfg.min_rows = v;
-    }
+    cfg.min_rows = min_rows->value_or(cfg.min_rows);
 
     return std::unique_ptr<ports::LmsSource>(std::make_unique<CsvSource>(name, std::move(cfg)));
   } catch (const std::exception& e) {
