@@ -1073,6 +1073,12 @@ core::Result<std::unique_ptr<ports::Directory>> build(const std::string& name,
   if (cfg.url.rfind("https://", 0) != 0 && cfg.url.rfind("http://", 0) != 0)
     return opts.error("url", "'" + cfg.url + "' is not an http(s) URL",
                       "e.g. https://idp.example.com/scim/v2", opts.find("url"));
+  // Plain http only towards this host's loopback (test servers): a token never crosses a
+  // network in clear text.
+  if (auto origin = options::originOf(cfg.url); !origin || !options::transportAllowed(*origin))
+    return opts.error("url", "'" + cfg.url + "' must use https (plain http only to 127.0.0.1, "
+                      "localhost or [::1])",
+                      "use the provider's https URL", opts.find("url"));
 
   auto auth = opts.choice("auth", "bearer", {"bearer", "oauth2"});
   if (!auth) return auth.error();

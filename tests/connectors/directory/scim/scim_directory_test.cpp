@@ -788,6 +788,11 @@ TEST_CASE("makeDirectory validates options without touching the network", "[conn
     CHECK_FALSE(make({{"token", "t"}}));
     CHECK_FALSE(make({{"url", "https://x/scim"}}));
     CHECK_FALSE(make({{"url", "ftp://x/scim"}, {"token", "t"}}));
+    // A bearer token never crosses a network in clear: http only to the loopback.
+    auto plain = make({{"url", "http://idp.example.com/scim/v2"}, {"token", "t"}});
+    REQUIRE_FALSE(plain);
+    CHECK_THAT(plain.error().message, Catch::Contains("must use https"));
+    CHECK(make({{"url", "http://127.0.0.1:8080/scim/v2"}, {"token", "t"}}));
     CHECK_FALSE(make({{"url", "https://x/scim"}, {"token", "t"}, {"page_size", "0"}}));
     CHECK_FALSE(make({{"url", "https://x/scim"}, {"token", "t"}, {"use_bulk", "always"}}));
     CHECK_FALSE(make({{"url", "https://x/scim"}, {"token", "t"}, {"timeout", "soon"}}));
