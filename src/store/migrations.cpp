@@ -247,9 +247,35 @@ CREATE TABLE plans (
 CREATE INDEX plans_by_created ON plans (created_at);
 )sql";
 
+// Gateway tokens: what certgate issued, by alias (the idempotency key), with only a digest of
+// the secret, and whether a revocation is enforced yet.
+constexpr const char kTokenSchema[] = R"sql(
+CREATE TABLE tokens (
+  id            INTEGER PRIMARY KEY,
+  person_id     INTEGER NOT NULL REFERENCES persons(id),
+  track         TEXT    NOT NULL,
+  gateway       TEXT    NOT NULL,
+  scope         TEXT    NOT NULL,
+  alias         TEXT    NOT NULL UNIQUE,
+  token_id      TEXT    NOT NULL,
+  secret_digest TEXT    NOT NULL DEFAULT '' CHECK (secret_digest = '' OR secret_digest LIKE 'sha256:%'),
+  issued_at     INTEGER NOT NULL,
+  expires_at    INTEGER,
+  revoked_at    INTEGER,
+  revoke_reason TEXT    NOT NULL DEFAULT '',
+  enforcement   TEXT    NOT NULL DEFAULT 'live'
+                CHECK (enforcement IN ('live', 'pending', 'enforced', 'not_enforced', 'unknown')),
+  verify_after  INTEGER,
+  UNIQUE (gateway, token_id)
+);
+CREATE INDEX tokens_live ON tokens (person_id) WHERE revoked_at IS NULL;
+CREATE INDEX tokens_pending ON tokens (verify_after) WHERE enforcement = 'pending';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
+    {3, "gateway tokens", kTokenSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

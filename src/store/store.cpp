@@ -250,6 +250,22 @@ constexpr const char kUpdatePlan[] =
     " WHERE id = ?1";
 constexpr const char kPlanStates[] = "planned held approved applied partial superseded";
 
+// --- gateway tokens
+constexpr const char kTokenColumns[] =
+    "SELECT id, person_id, track, gateway, scope, alias, token_id, secret_digest, issued_at,"
+    "       expires_at, revoked_at, revoke_reason, enforcement, verify_after FROM tokens";
+constexpr const char kInsertToken[] =
+    "INSERT INTO tokens (person_id, track, gateway, scope, alias, token_id, secret_digest,"
+    "                    issued_at, expires_at, revoked_at, revoke_reason, enforcement,"
+    "                    verify_after)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+constexpr const char kRevokeToken[] =
+    "UPDATE tokens SET revoked_at = ?2, revoke_reason = ?3, enforcement = ?4, verify_after = ?5"
+    " WHERE id = ?1 AND revoked_at IS NULL";
+constexpr const char kTokenExists[] = "SELECT 1 FROM tokens WHERE id = ?1";
+constexpr const char kTokenEnforcement[] = "UPDATE tokens SET enforcement = ?2 WHERE id = ?1";
+constexpr const char kTokenStates[] = "live pending enforced not_enforced unknown";
+
 // --- connection settings, integrity, backup
 constexpr const char kPageSize[] = "PRAGMA page_size = 16384;";
 constexpr const char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
@@ -1749,6 +1765,148 @@ Status Store::updatePlan(const std::string& id, const std::string& state,
     if (sqlite3_changes(db_) == 0) return notFound(path_, "updatePlan: no plan with id '" + id + "'");
     return {};
   });
+}
+
+// --- gateway tokens
+
+namespace {
+bool validTokenState(const std::string& state) {
+  if (state.empty() || state.find(' ') != std::string::npos) return false;
+  const std::string padded = std::string(" ") + kTokenStates + " ";
+  return padded.find(" " + state + " ") != std::string::npos;
+}
+
+TokenRow readToken(const Stmt& s) {
+  TokenRow t;
+  t.id = s.colInt(0);
+  t.person_id = s.colInt(1);
+  t.track = s.colText(2);
+  t.gateway = s.colText(3);
+  t.scope = s.colText(4);
+  t.alias = s.colText(5);
+  t.token_id = s.colText(6);
+  t.secret_digest = s.colText(7);
+  t.issued_at = s.colInstant(8);
+  t.expires_at = s.colOptInstant(9);
+  t.revoked_at = s.colOptInstant(10);
+  t.revoke_reason = s.colText(11);
+  t.enforcement = s.colText(12);
+  t.verify_after = s.colOptInstant(13);
+  return t;
+}
+}  // namespace
+
+Result<std::int64_t> Store::recordToken(const TokenRow& row) {
+  if (row.person_id <= 0 || row.track.empty() || row.gateway.empty() || row.scope.empty() ||
+      row.alias.empty() || row.token_id.empty())
+    return invalid(path_, "recordToken: a token needs a person, a track, a gateway, a scope, an "
+                          "alias and the gateway's token id");
+  if (!row.secret_digest.empty() && row.secret_digest.rfind("sha256:", 0) != 0)
+    return invalid(path_, "recordToken: only a digest (sha256:...) of a secret may be stored");
+  if (!validTokenState(row.enforcement))
+    return invalid(path_, "recordToken: unknown enforcement state '" + row.enforcement + "'");
+  return cache_->inWrite("recordToken", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+    auto existing = tokenByAlias(row.alias);
+    if (!existing) return existing.error();
+    if (existing->has_value()) {
+      const TokenRow& t = **existing;
+      if (t.token_id == row.token_id && t.gateway == row.gateway) return t.id;
+      return makeError(ErrorKind::Conflict,
+                       "recordToken: alias '" + row.alias + "' already names token '" +
+                           t.token_id + "' on " + t.gateway,
+                       path_, "one alias is one token: revoke the recorded one first");
+    }
+    auto stmt = cache_->stmt(kInsertToken, "recordToken");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, row.person_id);
+    stmt->bindText(2, row.track);
+    stmt->bindText(3, row.gateway);
+    stmt->bindText(4, row.scope);
+    stmt->bindText(5, row.alias);
+    stmt->bindText(6, row.token_id);
+    stmt->bindText(7, row.secret_digest);
+    stmt->bindInstant(8, row.issued_at);
+    stmt->bindInstant(9, row.expires_at);
+    stmt->bindInstant(10, row.revoked_at);
+    stmt->bindText(11, row.revoke_reason);
+    stmt->bindText(12, row.enforcement);
+    stmt->bindInstant(13, row.verify_after);
+    if (auto ran = stmt->run(); !ran) return ran.error();
+    return sqlite3_last_insert_rowid(db_);
+  });
+}
+
+Status Store::markTokenRevoked(std::int64_t id, Instant at, const std::string& reason,
+                               const std::string& enforcement,
+                               std::optional<Instant> verify_after) {
+  if (!validTokenState(enforcement) || enforcement == "live")
+    return invalid(path_, "markTokenRevoked: enforcement must be pending, enforced, "
+                          "not_enforced or unknown, not '" + enforcement + "'");
+  return cache_->inWrite("markTokenRevoked", Cache::Nested::Join, [&]() -> Status {
+    {
+      auto stmt = cache_->stmt(kRevokeToken, "markTokenRevoked");
+      if (!stmt) return stmt.error();
+      stmt->bindInt(1, id);
+      stmt->bindInstant(2, at);
+      stmt->bindText(3, reason);
+      stmt->bindText(4, enforcement);
+      stmt->bindInstant(5, verify_after);
+      if (auto ran = stmt->run(); !ran) return ran;
+      if (sqlite3_changes(db_) > 0) return {};
+    }
+    auto exists = cache_->stmt(kTokenExists, "markTokenRevoked");
+    if (!exists) return exists.error();
+    exists->bindInt(1, id);
+    auto found = exists->stepRow();
+    if (!found) return found.error();
+    if (!*found) return notFound(path_, "markTokenRevoked: no token with id " + std::to_string(id));
+    return {};  // already revoked: the first revocation stands
+  });
+}
+
+Status Store::setTokenEnforcement(std::int64_t id, const std::string& enforcement) {
+  if (!validTokenState(enforcement))
+    return invalid(path_, "setTokenEnforcement: unknown state '" + enforcement + "'");
+  return cache_->inWrite("setTokenEnforcement", Cache::Nested::Join, [&]() -> Status {
+    auto stmt = cache_->stmt(kTokenEnforcement, "setTokenEnforcement");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, id);
+    stmt->bindText(2, enforcement);
+    if (auto ran = stmt->run(); !ran) return ran;
+    if (sqlite3_changes(db_) == 0)
+      return notFound(path_, "setTokenEnforcement: no token with id " + std::to_string(id));
+    return {};
+  });
+}
+
+Result<std::vector<TokenRow>> Store::tokens(bool live_only) {
+  static const std::string all = std::string(kTokenColumns) + " ORDER BY id";
+  static const std::string live =
+      std::string(kTokenColumns) + " WHERE revoked_at IS NULL ORDER BY id";
+  auto stmt = cache_->stmt(live_only ? live.c_str() : all.c_str(), "tokens");
+  if (!stmt) return stmt.error();
+  return collect<TokenRow>(*stmt, [](const Stmt& s) { return readToken(s); });
+}
+
+Result<std::optional<TokenRow>> Store::tokenByAlias(const std::string& alias) {
+  static const std::string sql = std::string(kTokenColumns) + " WHERE alias = ?1";
+  auto stmt = cache_->stmt(sql.c_str(), "tokenByAlias");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, alias);
+  auto found = stmt->stepRow();
+  if (!found) return found.error();
+  if (!*found) return std::optional<TokenRow>{};
+  return std::optional<TokenRow>{readToken(*stmt)};
+}
+
+Result<std::vector<TokenRow>> Store::tokensToVerify(Instant now) {
+  static const std::string sql = std::string(kTokenColumns) +
+                                 " WHERE enforcement = 'pending' AND verify_after <= ?1"
+                                 " ORDER BY verify_after, id";
+  auto stmt = cache_->stmt(sql.c_str(), "tokensToVerify");
+  if (!stmt) return stmt.error();
+  stmt->bindInstant(1, now);
+  return collect<TokenRow>(*stmt, [](const Stmt& s) { return readToken(s); });
 }
 
 }  // namespace certgate::store

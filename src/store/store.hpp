@@ -203,6 +203,24 @@ struct PlanRow {
   std::string outcome;
 };
 
+// A gateway token certgate issued. Never the secret: only its digest ("sha256:<hex>").
+struct TokenRow {
+  std::int64_t id = 0;
+  std::int64_t person_id = 0;
+  std::string track;
+  std::string gateway;
+  std::string scope;
+  std::string alias;          // unique: the idempotency key
+  std::string token_id;       // the gateway's id; unique per gateway
+  std::string secret_digest;  // "" when adopted without the secret
+  Instant issued_at{};
+  std::optional<Instant> expires_at;
+  std::optional<Instant> revoked_at;
+  std::string revoke_reason;
+  std::string enforcement = "live";  // live | pending | enforced | not_enforced | unknown
+  std::optional<Instant> verify_after;
+};
+
 struct AuditRow {
   std::int64_t id = 0;
   Instant at{};
@@ -353,6 +371,20 @@ class Store {
   Status upsertAccount(const AccountRow& row);
   Status forgetAccount(const std::string& directory, std::int64_t person_id);
   Result<std::vector<AccountRow>> accounts(const std::string& directory);  // by person_id
+
+  // --- gateway tokens
+  // Inserts; recording the same alias again with the same token id returns the existing id
+  // (a retried or adopted issue), with another token id it is a Conflict. A secret_digest that
+  // is not "" or "sha256:..." is Invalid: the store never holds a secret.
+  Result<std::int64_t> recordToken(const TokenRow& row);
+  // Marks a token revoked with the reason; enforcement becomes `enforcement` (pending when the
+  // gateway caches keys, with verify_after = when to check). Revoking twice keeps the first.
+  Status markTokenRevoked(std::int64_t id, Instant at, const std::string& reason,
+                          const std::string& enforcement, std::optional<Instant> verify_after);
+  Status setTokenEnforcement(std::int64_t id, const std::string& enforcement);
+  Result<std::vector<TokenRow>> tokens(bool live_only);      // by id
+  Result<std::optional<TokenRow>> tokenByAlias(const std::string& alias);
+  Result<std::vector<TokenRow>> tokensToVerify(Instant now);  // pending, verify_after <= now
 
   // --- plans
   Status insertPlan(const PlanRow& row);  // Conflict if the id exists

@@ -890,3 +890,87 @@ TEST_CASE("Plans are stored once, listed newest first and move through their sta
 
 }  // namespace
 }  // namespace certgate::store
+
+namespace certgate::store {
+namespace {
+
+using core::ErrorKind;
+using namespace testing;
+
+// ---------------------------------------------------------------------------------------------
+// Gateway tokens
+
+TokenRow tokenRow(std::int64_t person, const std::string& alias, const std::string& id) {
+  TokenRow t;
+  t.person_id = person;
+  t.track = "AI";
+  t.gateway = "litellm";
+  t.scope = "basic";
+  t.alias = alias;
+  t.token_id = id;
+  t.secret_digest = "sha256:" + std::string(64, 'a');
+  t.issued_at = at(100);
+  t.expires_at = at(10'000);
+  return t;
+}
+
+TEST_CASE("A token is recorded once per alias and never with a secret", "[unit][store]") {
+  TempDir dir;
+  auto store = openOk(dir.file("state.db"));
+  const auto alice = valueOf(store->upsertPerson(makePerson("e1", "e1", "")));
+  const auto id = valueOf(store->recordToken(tokenRow(alice, "certgate:e1:AI:basic:c0:r0", "k1")));
+  // A retried issue that adopted the same token: the same row.
+  CHECK(valueOf(store->recordToken(tokenRow(alice, "certgate:e1:AI:basic:c0:r0", "k1"))) == id);
+  // The same alias naming another token is a Conflict: one alias, one token.
+  auto clash = store->recordToken(tokenRow(alice, "certgate:e1:AI:basic:c0:r0", "k2"));
+  REQUIRE_FALSE(clash.ok());
+  CHECK(clash.error().kind == ErrorKind::Conflict);
+  // A plaintext secret cannot be stored.
+  auto plain = tokenRow(alice, "certgate:e1:AI:basic:c0:r1", "k3");
+  plain.secret_digest = "sk-live-1234567890";
+  auto refused = store->recordToken(plain);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::Invalid);
+  RawDb raw(dir.file("state.db"));
+  CHECK(raw.integer("SELECT count(*) FROM tokens") == 1);
+
+  const auto got = valueOf(store->tokenByAlias("certgate:e1:AI:basic:c0:r0"));
+  REQUIRE(got.has_value());
+  CHECK(got->token_id == "k1");
+  CHECK(got->enforcement == "live");
+  CHECK(got->expires_at == at(10'000));
+}
+
+TEST_CASE("A revoked token waits for enforcement to be verified", "[unit][store]") {
+  TempDir dir;
+  auto store = openOk(dir.file("state.db"));
+  const auto alice = valueOf(store->upsertPerson(makePerson("e1", "e1", "")));
+  const auto k1 = valueOf(store->recordToken(tokenRow(alice, "a1", "k1")));
+  const auto k2 = valueOf(store->recordToken(tokenRow(alice, "a2", "k2")));
+  CHECK(valueOf(store->tokens(true)).size() == 2);
+
+  requireOk(store->markTokenRevoked(k1, at(200), "expired", "pending", at(260)));
+  requireOk(store->markTokenRevoked(k1, at(300), "other", "enforced", std::nullopt));  // first wins
+  const auto live = valueOf(store->tokens(true));
+  REQUIRE(live.size() == 1);
+  CHECK(live[0].id == k2);
+  CHECK(valueOf(store->tokensToVerify(at(259))).empty());  // inside the cache window
+  const auto due = valueOf(store->tokensToVerify(at(260)));
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].revoke_reason == "expired");
+  CHECK(due[0].revoked_at == at(200));
+
+  requireOk(store->setTokenEnforcement(k1, "enforced"));
+  CHECK(valueOf(store->tokensToVerify(at(1000))).empty());
+  auto bad = store->setTokenEnforcement(k1, "maybe");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().kind == ErrorKind::Invalid);
+  auto live_again = store->markTokenRevoked(k2, at(1), "x", "live", std::nullopt);
+  REQUIRE_FALSE(live_again.ok());
+  auto missing = store->markTokenRevoked(999, at(1), "x", "enforced", std::nullopt);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::NotFound);
+}
+
+}  // namespace
+}  // namespace certgate::store
