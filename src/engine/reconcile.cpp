@@ -496,12 +496,12 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
   for (const auto& g : *grants)
     if (g.target_kind == kGroupKind) ledger[{g.person_id, g.target}].push_back(g.id);
 
-  std::vector<const core::Action*> todo;
+  std::vector<const core::Action*> to_apply;
   if (release_brake) {
-    for (const auto& a : plan.actions) todo.push_back(&a);
+    for (const auto& a : plan.actions) to_apply.push_back(&a);
   } else {
-    todo = core::applicable(plan);
-    out.withheld = plan.actions.size() - todo.size();
+    to_apply = core::applicable(plan);
+    out.withheld = plan.actions.size() - to_apply.size();
   }
 
   std::set<std::string> quarantined;
@@ -509,15 +509,15 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
 
   // Batches: consecutive actions of one kind on one target (the plan is ordered that way).
   std::size_t i = 0;
-  while (i < todo.size()) {
-    const core::Action& first = *todo[i];
+  while (i < to_apply.size()) {
+    const core::Action& first = *to_apply[i];
     std::size_t j = i;
-    while (j < todo.size() && todo[j]->kind == first.kind &&
-           todo[j]->target.directory == first.target.directory &&
-           todo[j]->target.group == first.target.group)
+    while (j < to_apply.size() && to_apply[j]->kind == first.kind &&
+           to_apply[j]->target.directory == first.target.directory &&
+           to_apply[j]->target.group == first.target.group)
       ++j;
-    std::vector<const core::Action*> run(todo.begin() + static_cast<std::ptrdiff_t>(i),
-                                         todo.begin() + static_cast<std::ptrdiff_t>(j));
+    std::vector<const core::Action*> run(to_apply.begin() + static_cast<std::ptrdiff_t>(i),
+                                         to_apply.begin() + static_cast<std::ptrdiff_t>(j));
     i = j;
 
     const std::string& dname = first.target.directory;
