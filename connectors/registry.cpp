@@ -10,6 +10,12 @@
 #if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
 #include "connectors/directory/graph/graph_directory.hpp"
 #endif
+#if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
+#include "connectors/gateway/litellm/litellm_gateway.hpp"
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_KONG)
+#include "connectors/gateway/kong/kong_gateway.hpp"
+#endif
 
 namespace certgate::connectors {
 
@@ -17,6 +23,7 @@ const char* toString(ConnectorRole role) {
   switch (role) {
     case ConnectorRole::LmsSource: return "lms source";
     case ConnectorRole::Directory: return "directory";
+    case ConnectorRole::Gateway: return "gateway";
   }
   return "?";
 }
@@ -31,6 +38,12 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
   out.push_back({&graph::spec(), ConnectorRole::Directory});
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
+  out.push_back({&litellm::spec(), ConnectorRole::Gateway});
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_KONG)
+  out.push_back({&kong::spec(), ConnectorRole::Gateway});
 #endif
   return out;
 }
@@ -92,6 +105,31 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
   (void)client_options;
   return core::makeError(core::ErrorKind::Invalid, "unknown directory kind '" + kind + "'", name,
                          "known kinds: " + kindsOf(ConnectorRole::Directory));
+}
+
+const ports::ConfigSpec* gatewaySpec(const std::string& kind) {
+  return specOf(ConnectorRole::Gateway, kind);
+}
+
+core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets,
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options) {
+#if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
+  if (kind == "litellm")
+    return litellm::makeGateway(name, options, base_dir, secrets, redactor, client_options);
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_KONG)
+  if (kind == "kong")
+    return kong::makeGateway(name, options, base_dir, secrets, redactor, client_options);
+#endif
+  (void)options;
+  (void)base_dir;
+  (void)secrets;
+  (void)redactor;
+  (void)client_options;
+  return core::makeError(core::ErrorKind::Invalid, "unknown gateway kind '" + kind + "'", name,
+                         "known kinds: " + kindsOf(ConnectorRole::Gateway));
 }
 
 std::vector<std::string> directoryWarnings(const std::string& kind, const ports::Options& options) {

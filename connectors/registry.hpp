@@ -10,11 +10,12 @@
 #include "core/result.hpp"
 #include "ports/config_spec.hpp"
 #include "ports/directory.hpp"
+#include "ports/gateway.hpp"
 #include "ports/lms_source.hpp"
 
 namespace certgate::connectors {
 
-enum class ConnectorRole { LmsSource, Directory };
+enum class ConnectorRole { LmsSource, Directory, Gateway };
 const char* toString(ConnectorRole role);
 
 struct ConnectorInfo {
@@ -40,6 +41,15 @@ const ports::ConfigSpec* directorySpec(const std::string& kind);
 // Builds a directory connector (no network I/O; secrets are read through `secrets` and
 // registered with `redactor`). Errors name the offending option.
 core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets,
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options = {});
+
+// The spec of a gateway kind, or nullptr when no such kind exists.
+const ports::ConfigSpec* gatewaySpec(const std::string& kind);
+
+// Builds a gateway connector (no network I/O; secrets read through `secrets`).
+core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
     const std::string& kind, const std::string& name, const ports::Options& options,
     const std::string& base_dir, const ports::SecretReader& secrets,
     std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options = {});

@@ -903,6 +903,7 @@ int cmdConnectors(Io& io, const std::string& describe_kind) {
   }
   const ports::ConfigSpec* spec = connectors::lmsSpec(describe_kind);
   if (!spec) spec = connectors::directorySpec(describe_kind);
+  if (!spec) spec = connectors::gatewaySpec(describe_kind);
   if (!spec) {
     io.err << "error: no connector kind '" << describe_kind << "'\n";
     return kNotFound;
