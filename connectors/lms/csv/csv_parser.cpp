@@ -48,60 +48,75 @@ CsvReader::Status CsvReader::finish(CsvRecord& rec, Status ok) {
 
 CsvReader::Status CsvReader::next(CsvRecord& rec) {
   enum class State { Start, Unquoted, Quoted, AfterQuote };
-  rec.fields.clear();
   rec.raw.clear();
   rec.line = line_;
   rec.terminated = true;
-  std::string field;
+  // Fields are written into rec.fields in place, reusing the strings (and their allocations) of
+  // the previous record; `n` counts the finished ones and rec.fields is cut to n on return.
+  std::vector<std::string>& fields = rec.fields;
+  std::size_t n = 0;
+  auto openField = [&]() -> std::string& {
+    if (n == fields.size()) {
+      fields.emplace_back();
+    } else {
+      fields[n].clear();
+    }
+    return fields[n];
+  };
+  auto done = [&](Status status) {
+    fields.resize(n);
+    return status;
+  };
+  std::string* field = &openField();
   State st = State::Start;
   bool any = false;
   for (;;) {
     const int c = in_.get();
     if (c < 0) {
-      if (in_.failed()) return Status::ReadError;
+      if (in_.failed()) return done(Status::ReadError);
       rec.terminated = false;
       if (st == State::Quoted) {
-        rec.fields.push_back(std::move(field));
-        return finish(rec, Status::Unterminated);
+        ++n;
+        return finish(rec, done(Status::Unterminated));
       }
-      if (!any) return Status::End;
-      rec.fields.push_back(std::move(field));
-      return finish(rec, Status::Record);
+      if (!any) return done(Status::End);
+      ++n;
+      return finish(rec, done(Status::Record));
     }
     const auto ch = static_cast<char>(c);
-    if (rec.raw.size() >= kMaxRecordBytes) return Status::TooLong;
+    if (rec.raw.size() >= kMaxRecordBytes) return done(Status::TooLong);
     if (st == State::Quoted) {
       rec.raw += ch;
       if (ch == '"') {
         if (in_.peek() == '"') {
           in_.get();
           rec.raw += '"';
-          field += '"';
+          *field += '"';
         } else {
           st = State::AfterQuote;
         }
         continue;
       }
       if (ch == '\n' || (ch == '\r' && in_.peek() != '\n')) ++line_;
-      field += ch;
+      *field += ch;
       continue;
     }
     if (ch == '\n' || ch == '\r') {
       if (ch == '\r' && in_.peek() == '\n') in_.get();
       ++line_;
-      if (st == State::Start && rec.fields.empty()) {  // a blank line
+      if (st == State::Start && n == 0) {  // a blank line
         rec.line = line_;
         any = false;
         continue;
       }
-      rec.fields.push_back(std::move(field));
-      return finish(rec, Status::Record);
+      ++n;
+      return finish(rec, done(Status::Record));
     }
     any = true;
     rec.raw += ch;
     if (ch == delimiter_) {
-      rec.fields.push_back(std::move(field));
-      field.clear();
+      ++n;
+      field = &openField();
       st = State::Start;
       continue;
     }
@@ -109,8 +124,21 @@ CsvReader::Status CsvReader::next(CsvRecord& rec) {
       st = State::Quoted;
       continue;
     }
-    field += ch;
+    *field += ch;
     st = State::Unquoted;
+    // The rest of an unquoted field, as far as it is buffered: taken in one piece. It stops
+    // before a delimiter or line end, and never takes the record past kMaxRecordBytes (the byte
+    // by byte path above reports TooLong at the same byte as before).
+    const std::string_view ahead = in_.buffered();
+    const std::size_t room = kMaxRecordBytes - std::min(rec.raw.size(), kMaxRecordBytes);
+    const std::size_t limit = std::min(ahead.size(), room);
+    std::size_t k = 0;
+    while (k < limit && ahead[k] != delimiter_ && ahead[k] != '\n' && ahead[k] != '\r') ++k;
+    if (k > 0) {
+      rec.raw.append(ahead.data(), k);
+      field->append(ahead.data(), k);
+      in_.skip(k);
+    }
   }
 }
 

@@ -292,18 +292,28 @@ CsvSource::Emitted CsvSource::emit(const Values& values, const std::string& loca
     rec.external_id = std::string(record_id);
   } else {
     // The first identity the row carries, so that an added column does not change the id.
-    std::string who;
+    // key = "<kind>:<identity, lower-cased>" US item US <completed, unix s> US attempt
+    std::string_view kind = "user:";
+    std::string_view who = rec.source_user;
     if (!rec.employee_id.empty()) {
-      who = "employee_id:" + lower(rec.employee_id);
+      kind = "employee_id:";
+      who = rec.employee_id;
     } else if (!rec.email.empty()) {
-      who = "email:" + lower(rec.email);
-    } else {
-      who = "user:" + lower(rec.source_user);
+      kind = "email:";
+      who = rec.email;
     }
-    const std::string key = who + '\x1f' + rec.lms_item + '\x1f' +
-                            std::to_string(rec.at.time_since_epoch().count()) + '\x1f' +
-                            std::to_string(rec.attempt);
-    rec.external_id = "h:" + sha256Hex(key);
+    std::string key;
+    key.reserve(kind.size() + who.size() + rec.lms_item.size() + 32);
+    key.append(kind);
+    for (const char c : who) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    key += '\x1f';
+    key.append(rec.lms_item);
+    key += '\x1f';
+    key.append(std::to_string(rec.at.time_since_epoch().count()));
+    key += '\x1f';
+    key.append(std::to_string(rec.attempt));
+    rec.external_id = "h:";
+    rec.external_id.append(sha256Hex(key));
   }
 
   if (status_unknown) {

@@ -77,16 +77,42 @@ std::string Sha256::hex() {
 }
 
 std::string sha256Hex(std::string_view data) {
-  Sha256 h;
-  h.update(data.data(), data.size());
-  return h.hex();
+  // Called once per row (external ids): the digest is fetched once and the context reused, per
+  // thread. The result is the same SHA-256 as Sha256 gives.
+  struct Reused {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Reused() {
+      EVP_MD_CTX_free(ctx);
+      EVP_MD_free(md);
+    }
+  };
+  thread_local Reused reused;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (reused.md == nullptr || reused.ctx == nullptr ||
+      EVP_DigestInit_ex2(reused.ctx, reused.md, nullptr) != 1 ||
+      EVP_DigestUpdate(reused.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(reused.ctx, md, &len) != 1)
+    return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(std::size_t{len} * 2, '\0');
+  for (unsigned int i = 0; i < len; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0x0F];
+  }
+  return out;
 }
 
 core::Result<std::string> sha256File(const std::string& path, std::int64_t* bytes) {
   FileReader in;
   if (auto st = in.open(path); !st) return st.error();
   std::int64_t n = 0;
-  while (in.get() >= 0) ++n;
+  while (in.peek() >= 0) {  // a buffer at a time (peek() reads the next one)
+    const std::size_t chunk = in.buffered().size();
+    n += static_cast<std::int64_t>(chunk);
+    in.skip(chunk);
+  }
   if (in.failed()) return core::makeError(core::ErrorKind::Permanent, "cannot read " + path, path);
   if (bytes != nullptr) *bytes = n;
   std::string hex = in.digestHex();
@@ -127,16 +153,6 @@ void FileReader::skipBom() {
   if (pos_ >= len_ && !fill()) return;
   // A BOM straddling the first buffer boundary is impossible: the buffer holds 64 KiB.
   if (len_ - pos_ >= 3 && std::memcmp(buf_.data() + pos_, "\xEF\xBB\xBF", 3) == 0) pos_ += 3;
-}
-
-int FileReader::get() {
-  if (pos_ >= len_ && !fill()) return -1;
-  return static_cast<unsigned char>(buf_[pos_++]);
-}
-
-int FileReader::peek() {
-  if (pos_ >= len_ && !fill()) return -1;
-  return static_cast<unsigned char>(buf_[pos_]);
 }
 
 bool FileReader::readLine(std::string& out, bool& terminated, std::size_t max_bytes,

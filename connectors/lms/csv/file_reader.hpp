@@ -43,9 +43,21 @@ class FileReader {
   core::Status open(const std::string& path);
   // Skips a UTF-8 byte order mark at the current position (call right after open()).
   void skipBom();
-  int get();   // next byte (0..255) or -1 at end of file or on a read error
-  int peek();  // the same without consuming
+  // next byte (0..255) or -1 at end of file or on a read error (inline: called once per byte)
+  int get() {
+    if (pos_ >= len_ && !fill()) return -1;
+    return static_cast<unsigned char>(buf_[pos_++]);
+  }
+  // the same without consuming
+  int peek() {
+    if (pos_ >= len_ && !fill()) return -1;
+    return static_cast<unsigned char>(buf_[pos_]);
+  }
   bool failed() const { return failed_; }
+  // The bytes already buffered after the current position (reads nothing); skip(n) consumes n
+  // of them. For callers that scan runs of bytes instead of one get() per byte.
+  std::string_view buffered() const { return {buf_.data() + pos_, len_ - pos_}; }
+  void skip(std::size_t n) { pos_ += n; }
   // Reads up to the next '\n' (not stored; a preceding '\r' is kept). false at end of file when
   // nothing was read. `terminated` tells whether the line ended with '\n'. Stops after
   // `max_bytes` and sets `too_long`.
