@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace certgate::core {
 
@@ -56,14 +57,20 @@ std::vector<std::int64_t> IdentityResolver::lookup(IdentityKey key, const std::s
 }
 
 Resolution IdentityResolver::resolve(std::string_view source, const IdentityClaim& claim) const {
+  return resolve(source, claim.employee_id, claim.email, claim.source_user);
+}
+
+Resolution IdentityResolver::resolve(std::string_view source, std::string_view claim_employee_id,
+                                     std::string_view claim_email,
+                                     std::string_view source_user) const {
   Resolution r;
-  const std::string employee_id = normaliseEmployeeId(claim.employee_id);
-  const std::string email = normaliseEmail(claim.email);
+  const std::string employee_id = normaliseEmployeeId(claim_employee_id);
+  const std::string email = normaliseEmail(claim_email);
 
   // Overrides come first: they exist precisely to correct what the keys would find.
   for (const IdentityOverride& o : overrides_) {
     if (!o.source.empty() && o.source != source) continue;
-    const bool hit = (!claim.source_user.empty() && o.match == claim.source_user) ||
+    const bool hit = (!source_user.empty() && o.match == source_user) ||
                      (!email.empty() && normaliseEmail(o.match) == email) ||
                      (!employee_id.empty() && o.match == employee_id);
     if (!hit) continue;
@@ -80,26 +87,30 @@ Resolution IdentityResolver::resolve(std::string_view source, const IdentityClai
     return r;
   }
 
-  std::string tried;
   std::int64_t found = 0;
   IdentityKey found_by = IdentityKey::EmployeeId;
   for (IdentityKey key : priority_) {
     const std::string& value = key == IdentityKey::EmployeeId ? employee_id : email;
     if (value.empty()) continue;
-    const std::vector<std::int64_t> ids = lookup(key, value);
-    if (!tried.empty()) tried += ", ";
-    tried += std::string(toString(key)) + " '" + value + "'";
-    if (ids.size() > 1) {
-      r.outcome = Resolution::Outcome::Ambiguous;
-      r.reason = std::string(toString(key)) + " '" + value + "' belongs to " +
-                 std::to_string(ids.size()) + " people";
-      return r;
+    // One probe of the index; the general lookup (distinct ids) only when the value is shared.
+    const auto& index = key == IdentityKey::EmployeeId ? by_employee_id_ : by_email_;
+    auto [a, b] = index.equal_range(value);
+    if (a == b) continue;
+    std::int64_t id = a->second;
+    if (std::next(a) != b) {
+      const std::vector<std::int64_t> ids = lookup(key, value);
+      if (ids.size() > 1) {
+        r.outcome = Resolution::Outcome::Ambiguous;
+        r.reason = std::string(toString(key)) + " '" + value + "' belongs to " +
+                   std::to_string(ids.size()) + " people";
+        return r;
+      }
+      id = ids.front();
     }
-    if (ids.empty()) continue;
     if (found == 0) {
-      found = ids.front();
+      found = id;
       found_by = key;
-    } else if (ids.front() != found) {
+    } else if (id != found) {
       r.outcome = Resolution::Outcome::Ambiguous;
       r.reason = std::string(toString(found_by)) + " and " + toString(key) + " '" + value +
                  "' point at different people";
@@ -110,6 +121,14 @@ Resolution IdentityResolver::resolve(std::string_view source, const IdentityClai
     r.outcome = Resolution::Outcome::Matched;
     r.person_id = found;
     return r;
+  }
+  // Every key the claim carries was tried and found no one.
+  std::string tried;
+  for (IdentityKey key : priority_) {
+    const std::string& value = key == IdentityKey::EmployeeId ? employee_id : email;
+    if (value.empty()) continue;
+    if (!tried.empty()) tried += ", ";
+    tried += std::string(toString(key)) + " '" + value + "'";
   }
   r.outcome = Resolution::Outcome::Unmatched;
   r.reason = tried.empty() ? "the record carries none of the identity keys (" +

@@ -56,6 +56,9 @@ class IdentityResolver {
   // A later key pointing at a different person makes the claim ambiguous (a conflict), as does
   // a key value shared by two people.
   Resolution resolve(std::string_view source, const IdentityClaim& claim) const;
+  // The same, for a claim whose fields the caller holds elsewhere (no copies).
+  Resolution resolve(std::string_view source, std::string_view employee_id, std::string_view email,
+                     std::string_view source_user) const;
 
  private:
   std::vector<std::int64_t> lookup(IdentityKey key, const std::string& value) const;

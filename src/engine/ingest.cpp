@@ -109,15 +109,16 @@ class StoreSink final : public ports::RecordSink {
     const std::int64_t person_id = resolvePerson(r);
     if (person_id == 0) return;
 
+    // The record is ours: its strings move into the row (f's copies serve the rest).
     store::FactRow f;
     f.source_id = source_id_;
-    f.external_id = r.external_id;
+    f.external_id = std::move(r.external_id);
     f.person_id = person_id;
-    f.lms_item = r.lms_item;
-    auto mapped = item_map_.find(r.lms_item);
-    f.item = mapped != item_map_.end() ? mapped->second : r.lms_item;
-    const bool is_quiz = quiz_items_.count(f.item) > 0;
-    if (!is_quiz && module_items_.count(f.item) == 0) ++report_.unmapped_items;
+    const ItemInfo& info = itemInfo(r.lms_item);
+    f.lms_item = std::move(r.lms_item);
+    f.item = info.item;
+    const bool is_quiz = info.quiz;
+    if (!is_quiz && !info.module) ++report_.unmapped_items;
     f.kind = is_quiz ? core::FactKind::QuizAttempt : core::FactKind::Completion;
     f.status = r.status;
     f.lms_pass = r.lms_pass;
@@ -126,7 +127,7 @@ class StoreSink final : public ports::RecordSink {
     f.max_score = r.max_score;
     f.at = r.at;
     if (trust_lms_expiry_) f.lms_expiry = r.lms_expiry;
-    f.location = r.location;
+    f.location = std::move(r.location);
 
     core::Fact probe;
     probe.item = 0;  // any symbol: the item itself is not what is checked here
@@ -136,9 +137,9 @@ class StoreSink final : public ports::RecordSink {
     probe.at = f.at;
     const std::string why = core::impossibleFactReason(probe, now_, settings_.limits.clock_skew);
     if (!why.empty()) {
-      quarantineRecord(r.external_id, r.location, "impossible value: " + why +
+      quarantineRecord(f.external_id, f.location, "impossible value: " + why +
                                                       "; correct the record in the LMS export",
-                       r.lms_item);
+                       f.lms_item);
       return;
     }
     auto up = store_.upsertFact(f, now_);
@@ -217,12 +218,27 @@ class StoreSink final : public ports::RecordSink {
     ++report_.quarantined;
   }
 
+  // What an LMS item maps to, worked out once per distinct item.
+  struct ItemInfo {
+    std::string item;     // the certgate item (the LMS item itself when unmapped)
+    bool quiz = false;    // a track's quiz
+    bool module = false;  // a track's module
+  };
+  const ItemInfo& itemInfo(const std::string& lms_item) {
+    auto it = item_info_.find(lms_item);
+    if (it != item_info_.end()) return it->second;
+    ItemInfo info;
+    auto mapped = item_map_.find(lms_item);
+    info.item = mapped != item_map_.end() ? mapped->second : lms_item;
+    info.quiz = quiz_items_.count(info.item) > 0;
+    info.module = module_items_.count(info.item) > 0;
+    return item_info_.emplace(lms_item, std::move(info)).first->second;
+  }
+
   // Returns the person id, or 0 after quarantining the record.
   std::int64_t resolvePerson(const ports::SourceRecord& r) {
-    const core::IdentityClaim claim{r.employee_id, r.email, r.source_user};
-    const core::Resolution res = resolver_.resolve(source_name_, claim);
-    const std::string employee_id = core::normaliseEmployeeId(r.employee_id);
-    const std::string email = core::normaliseEmail(r.email);
+    const core::Resolution res =
+        resolver_.resolve(source_name_, r.employee_id, r.email, r.source_user);
     if (res.outcome == core::Resolution::Outcome::Matched) {
       // A record may carry the population attribute: keep the person's population current.
       if (!r.population.empty() || !r.display_name.empty()) {
@@ -232,6 +248,8 @@ class StoreSink final : public ports::RecordSink {
             store::PersonRow p;
             auto existing = keys_.find(res.person_id);
             if (existing != keys_.end()) {
+              const std::string employee_id = core::normaliseEmployeeId(r.employee_id);
+              const std::string email = core::normaliseEmail(r.email);
               p.key = existing->second;
               p.display_name = r.display_name;
               p.population = populationFor(settings_.identity, employee_id, email, r.population);
@@ -243,6 +261,8 @@ class StoreSink final : public ports::RecordSink {
       }
       return res.person_id;
     }
+    const std::string employee_id = core::normaliseEmployeeId(r.employee_id);
+    const std::string email = core::normaliseEmail(r.email);
     if (res.outcome == core::Resolution::Outcome::Unmatched && !roster_authoritative_ &&
         (!employee_id.empty() || !email.empty())) {
       store::PersonRow p;
@@ -294,6 +314,7 @@ class StoreSink final : public ports::RecordSink {
   double min_record_ratio_ = 0;
   std::unordered_set<std::string> quiz_items_, module_items_;
   std::unordered_map<std::string, std::string> item_map_;
+  std::unordered_map<std::string, ItemInfo> item_info_;
   std::unordered_set<std::int64_t> seen_;
   std::optional<store::Transaction> tx_;
   std::int64_t unit_records_ = 0;
@@ -398,7 +419,7 @@ core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
     const core::Instant now = clock_.now();
     StoreSink sink(store_, settings_, *source_id, cfg.name, report.run_id, now, resolver,
                    roster_authoritative, sr);
-    sink.keys_ = keys;
+    sink.keys_ = std::move(keys);  // handed back below
     sink.setOptions(cfg.trust_lms_expiry, cfg.min_record_ratio);
     auto outcome = h.source->fetch(cursor, now, sink);
 
@@ -438,7 +459,7 @@ core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
     fetch.records = sr.inserted + sr.updated + sr.unchanged;
     fetch.quarantined = sr.quarantined;
     if (auto id = store_.recordFetch(fetch); !id.ok()) return id.error();
-    keys = sink.keys_;
+    keys = std::move(sink.keys_);
     report.sources.push_back(std::move(sr));
   }
 
