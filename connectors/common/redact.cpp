@@ -24,6 +24,9 @@ const std::vector<Rule>& rules() {
     // Credentials after an auth scheme, wherever they appear (e.g. inside an exception text).
     r.push_back({std::regex(R"re(\b(bearer|basic|ssws)(\s+)[A-Za-z0-9._~+/=\-]+)re", flags),
                  "$1$2[redacted]"});
+    // Recognisable token formats: certgate's own (cgt_), and LiteLLM-style sk- keys.
+    r.push_back({std::regex(R"re(\b(cgt_|sk-)[A-Za-z0-9_\-]{16,})re", std::regex::ECMAScript),
+                 "$1[redacted]"});
     // JSON string members.
     r.push_back({std::regex(R"re(("(?:access_token|refresh_token|id_token|client_secret|client_assertion|password|key|api_key|token)"\s*:\s*)"(?:[^"\\]|\\.)*")re",
                             flags),

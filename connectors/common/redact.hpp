@@ -19,6 +19,7 @@ inline constexpr std::string_view kRedacted = "[redacted]";
 // Pattern-based redaction only. Pure; thread-safe.
 //   Authorization / Proxy-Authorization / Cookie / Set-Cookie / X-Api-Key header values,
 //   "Bearer x", "Basic x", "SSWS x",
+//   tokens in a recognisable format: certgate's own "cgt_..." and "sk-..." keys (16+ characters),
 //   access_token / refresh_token / id_token / client_secret / client_assertion / password /
 //   api_key parameters in query strings and form bodies,
 //   JSON members "access_token", "refresh_token", "id_token", "client_secret",

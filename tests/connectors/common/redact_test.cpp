@@ -50,3 +50,12 @@ TEST_CASE("Redactor::add masks known secret values anywhere", "[connector][http]
   CHECK(r.redact("Authorization: Bearer zzz") == "Authorization: [redacted]");  // patterns still apply
   CHECK(r.redact("nothing secret here") == "nothing secret here");
 }
+
+TEST_CASE("redact masks recognisable token formats wherever they appear", "[connector][http]") {
+  using certgate::connectors::http::redact;
+  const std::string cgt = "cgt_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0AbCdE";
+  CHECK(redact("issued " + cgt + " to alice") == "issued cgt_[redacted] to alice");
+  CHECK(redact("key sk-1234567890abcdefXYZ refused") == "key sk-[redacted] refused");
+  // Short look-alikes and ordinary words stay.
+  CHECK(redact("task-list cgt_short sk-x") == "task-list cgt_short sk-x");
+}
