@@ -272,10 +272,35 @@ CREATE INDEX tokens_live ON tokens (person_id) WHERE revoked_at IS NULL;
 CREATE INDEX tokens_pending ON tokens (verify_after) WHERE enforcement = 'pending';
 )sql";
 
+// certgate's own token authority (gateway kind `builtin`): the tokens it minted, found by the
+// SHA-256 digest of the secret (never the secret itself). At most one unrevoked token per
+// (authority, alias), the idempotency key. `seq` is bumped on every change (from the highest
+// value + 1, inside the write transaction), so a reader's in-memory index catches up by reading
+// only the rows with a higher seq.
+constexpr const char kAuthoritySchema[] = R"sql(
+CREATE TABLE authority_tokens (
+  token_id   TEXT    PRIMARY KEY,
+  authority  TEXT    NOT NULL,
+  digest     TEXT    NOT NULL UNIQUE CHECK (digest LIKE 'sha256:%' AND length(digest) = 71),
+  alias      TEXT    NOT NULL,
+  subject    TEXT    NOT NULL,
+  client_id  TEXT    NOT NULL,
+  scope      TEXT    NOT NULL DEFAULT '',
+  issued_at  INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  seq        INTEGER NOT NULL UNIQUE
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX authority_tokens_live_alias ON authority_tokens (authority, alias)
+  WHERE revoked_at IS NULL;
+CREATE INDEX authority_tokens_by_alias ON authority_tokens (authority, alias, issued_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
     {3, "gateway tokens", kTokenSchema},
+    {4, "token authority", kAuthoritySchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =
