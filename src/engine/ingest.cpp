@@ -167,7 +167,7 @@ class StoreSink final : public ports::RecordSink {
     }
     std::string why = problem;
     bool ok = complete;
-    if (ok && min_record_ratio_ > 0) {
+    if (ok && min_record_ratio_ > 0 && !unit.incremental) {
       auto prev = store_.lastCompleteUnitRecords(source_id_);
       if (!prev.ok()) return fail(prev.error());
       if (*prev > 0 && static_cast<double>(unit_records_) <

@@ -55,6 +55,9 @@ struct UnitInfo {
   std::string key;       // content hash ("sha256:...")
   std::string name;      // file name, page URL ...
   std::int64_t bytes = 0;
+  // A page of an incremental feed (e.g. statements since a cursor): its record count says
+  // nothing about completeness, so the record-count collapse guard does not apply to it.
+  bool incremental = false;
 };
 
 class RecordSink {
