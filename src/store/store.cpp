@@ -1909,4 +1909,170 @@ Result<std::vector<TokenRow>> Store::tokensToVerify(Instant now) {
   return collect<TokenRow>(*stmt, [](const Stmt& s) { return readToken(s); });
 }
 
+// --- token authority
+
+namespace {
+constexpr const char kAuthorityColumns[] =
+    "SELECT token_id, authority, digest, alias, subject, client_id, scope, issued_at, "
+    "expires_at, revoked_at, seq FROM authority_tokens";
+constexpr const char kInsertAuthorityToken[] =
+    "INSERT INTO authority_tokens (token_id, authority, digest, alias, subject, client_id, scope, "
+    "issued_at, expires_at, revoked_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, "
+    "(SELECT ifnull(max(seq), 0) + 1 FROM authority_tokens))";
+constexpr const char kRevokeAuthorityToken[] =
+    "UPDATE authority_tokens SET revoked_at = ?3, "
+    "seq = (SELECT ifnull(max(seq), 0) + 1 FROM authority_tokens) "
+    "WHERE authority = ?1 AND token_id = ?2 AND revoked_at IS NULL";
+constexpr const char kDataVersion[] = "PRAGMA data_version";
+
+bool validAuthorityDigest(const std::string& digest) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (digest.size() != kPrefix.size() + 64 || digest.compare(0, kPrefix.size(), kPrefix) != 0)
+    return false;
+  for (std::size_t i = kPrefix.size(); i < digest.size(); ++i) {
+    const char c = digest[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+AuthorityTokenRow readAuthorityToken(const Stmt& s) {
+  AuthorityTokenRow t;
+  t.token_id = s.colText(0);
+  t.authority = s.colText(1);
+  t.digest = s.colText(2);
+  t.alias = s.colText(3);
+  t.subject = s.colText(4);
+  t.client_id = s.colText(5);
+  t.scope = s.colText(6);
+  t.issued_at = s.colInstant(7);
+  t.expires_at = s.colOptInstant(8);
+  t.revoked_at = s.colOptInstant(9);
+  t.seq = s.colInt(10);
+  return t;
+}
+
+Status streamAuthorityTokens(Stmt& stmt, const std::function<void(const AuthorityTokenRow&)>& fn) {
+  for (;;) {
+    const int rc = stmt.step();
+    if (rc == SQLITE_DONE) return {};
+    if (rc != SQLITE_ROW) return stmt.error(rc);
+    fn(readAuthorityToken(stmt));
+  }
+}
+}  // namespace
+
+Result<AuthorityIssue> Store::issueAuthorityToken(const AuthorityTokenRow& row, Instant now) {
+  if (row.token_id.empty() || row.authority.empty() || row.alias.empty() ||
+      row.subject.empty() || row.client_id.empty())
+    return invalid(path_, "issueAuthorityToken: a token needs an id, an authority, an alias, a "
+                          "subject and a client id");
+  if (!validAuthorityDigest(row.digest))
+    return invalid(path_, "issueAuthorityToken: only a digest (sha256:<64 hex>) of a secret may "
+                          "be stored");
+  return cache_->inWrite("issueAuthorityToken", Cache::Nested::Savepoint,
+                         [&]() -> Result<AuthorityIssue> {
+    auto existing = authorityTokenByAlias(row.authority, row.alias);
+    if (!existing) return existing.error();
+    if (existing->has_value() && !(*existing)->revoked_at) {
+      const AuthorityTokenRow& live = **existing;
+      if (!live.expires_at || *live.expires_at > now) return AuthorityIssue{live, true};
+      auto retired = revokeAuthorityToken(row.authority, live.token_id, now);
+      if (!retired) return retired.error();
+    }
+    auto stmt = cache_->stmt(kInsertAuthorityToken, "issueAuthorityToken");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, row.token_id);
+    stmt->bindText(2, row.authority);
+    stmt->bindText(3, row.digest);
+    stmt->bindText(4, row.alias);
+    stmt->bindText(5, row.subject);
+    stmt->bindText(6, row.client_id);
+    stmt->bindText(7, row.scope);
+    stmt->bindInstant(8, row.issued_at);
+    stmt->bindInstant(9, row.expires_at);
+    const int rc = stmt->step();
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+      return makeError(ErrorKind::Conflict,
+                       "issueAuthorityToken: token id '" + row.token_id +
+                           "' or its digest is recorded already",
+                       path_, "mint a new token");
+    if (rc != SQLITE_DONE) return stmt->error(rc);
+    auto stored = authorityToken(row.authority, row.token_id);
+    if (!stored) return stored.error();
+    if (!stored->has_value())
+      return makeError(ErrorKind::Internal, "issueAuthorityToken: the new row is not readable",
+                       path_);
+    return AuthorityIssue{std::move(**stored), false};
+  });
+}
+
+Result<bool> Store::revokeAuthorityToken(const std::string& authority, const std::string& token_id,
+                                         Instant at) {
+  return cache_->inWrite("revokeAuthorityToken", Cache::Nested::Join, [&]() -> Result<bool> {
+    auto stmt = cache_->stmt(kRevokeAuthorityToken, "revokeAuthorityToken");
+    if (!stmt) return stmt.error();
+    stmt->bindText(1, authority);
+    stmt->bindText(2, token_id);
+    stmt->bindInstant(3, at);
+    if (auto ran = stmt->run(); !ran) return ran.error();
+    return sqlite3_changes(db_) > 0;
+  });
+}
+
+Result<std::optional<AuthorityTokenRow>> Store::authorityToken(const std::string& authority,
+                                                               const std::string& token_id) {
+  static const std::string sql =
+      std::string(kAuthorityColumns) + " WHERE token_id = ?2 AND authority = ?1";
+  auto stmt = cache_->stmt(sql.c_str(), "authorityToken");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, authority);
+  stmt->bindText(2, token_id);
+  auto found = stmt->stepRow();
+  if (!found) return found.error();
+  if (!*found) return std::optional<AuthorityTokenRow>{};
+  return std::optional<AuthorityTokenRow>{readAuthorityToken(*stmt)};
+}
+
+Result<std::optional<AuthorityTokenRow>> Store::authorityTokenByAlias(const std::string& authority,
+                                                                      const std::string& alias) {
+  static const std::string sql = std::string(kAuthorityColumns) +
+                                 " WHERE authority = ?1 AND alias = ?2"
+                                 " ORDER BY revoked_at IS NOT NULL, issued_at DESC, seq DESC"
+                                 " LIMIT 1";
+  auto stmt = cache_->stmt(sql.c_str(), "authorityTokenByAlias");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, authority);
+  stmt->bindText(2, alias);
+  auto found = stmt->stepRow();
+  if (!found) return found.error();
+  if (!*found) return std::optional<AuthorityTokenRow>{};
+  return std::optional<AuthorityTokenRow>{readAuthorityToken(*stmt)};
+}
+
+Status Store::forEachAuthorityToken(const std::string& authority,
+                                    const std::function<void(const AuthorityTokenRow&)>& fn) {
+  static const std::string sql =
+      std::string(kAuthorityColumns) + " WHERE authority = ?1 ORDER BY token_id";
+  auto stmt = cache_->stmt(sql.c_str(), "forEachAuthorityToken");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, authority);
+  return streamAuthorityTokens(*stmt, fn);
+}
+
+Status Store::authorityTokensChangedSince(
+    std::int64_t after_seq, const std::function<void(const AuthorityTokenRow&)>& fn) {
+  static const std::string sql = std::string(kAuthorityColumns) + " WHERE seq > ?1 ORDER BY seq";
+  auto stmt = cache_->stmt(sql.c_str(), "authorityTokensChangedSince");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, after_seq);
+  return streamAuthorityTokens(*stmt, fn);
+}
+
+Result<std::int64_t> Store::dataVersion() {
+  auto stmt = cache_->stmt(kDataVersion, "dataVersion");
+  if (!stmt) return stmt.error();
+  return scalar(*stmt);
+}
+
 }  // namespace certgate::store

@@ -221,6 +221,27 @@ struct TokenRow {
   std::optional<Instant> verify_after;
 };
 
+// A token of certgate's own token authority (gateway kind `builtin`). Never the secret: only
+// its digest, "sha256:<64 lower-case hex>".
+struct AuthorityTokenRow {
+  std::string token_id;       // public id (never the secret)
+  std::string authority;      // the builtin gateway's name
+  std::string digest;         // "sha256:<hex>" of the secret; unique
+  std::string alias;          // the idempotency key: one unrevoked token per (authority, alias)
+  std::string subject;        // the person key
+  std::string client_id;
+  std::string scope;          // space-separated
+  Instant issued_at{};
+  std::optional<Instant> expires_at;  // nullopt: no expiry
+  std::optional<Instant> revoked_at;
+  std::int64_t seq = 0;       // set by the store: bumped on every change of the row
+};
+
+struct AuthorityIssue {
+  AuthorityTokenRow token;
+  bool adopted = false;  // an unrevoked, unexpired token with the alias existed: it is returned
+};
+
 struct AuditRow {
   std::int64_t id = 0;
   Instant at{};
@@ -385,6 +406,33 @@ class Store {
   Result<std::vector<TokenRow>> tokens(bool live_only);      // by id
   Result<std::optional<TokenRow>> tokenByAlias(const std::string& alias);
   Result<std::vector<TokenRow>> tokensToVerify(Instant now);  // pending, verify_after <= now
+
+  // --- token authority (gateway kind `builtin`)
+  // Inserts `row` (seq is assigned) unless (authority, alias) names an unrevoked token that has
+  // not expired at `now`: that one is returned with `adopted` set and nothing is written. An
+  // unrevoked but expired token with the alias is marked revoked at `now` in the same write.
+  // Invalid: an empty token id, authority, alias, subject or client id, or a digest that is not
+  // "sha256:" + 64 lower-case hex. Conflict: the token id or the digest exists already.
+  Result<AuthorityIssue> issueAuthorityToken(const AuthorityTokenRow& row, Instant now);
+  // Sets revoked_at (and bumps seq). False, with nothing written, when the authority has no
+  // such token or it is revoked already (the first revocation stands).
+  Result<bool> revokeAuthorityToken(const std::string& authority, const std::string& token_id,
+                                    Instant at);
+  Result<std::optional<AuthorityTokenRow>> authorityToken(const std::string& authority,
+                                                          const std::string& token_id);
+  // The unrevoked token with the alias, else the most recently issued revoked one.
+  Result<std::optional<AuthorityTokenRow>> authorityTokenByAlias(const std::string& authority,
+                                                                 const std::string& alias);
+  // Every token of `authority`, revoked ones included, by token id. Streams.
+  Status forEachAuthorityToken(const std::string& authority,
+                               const std::function<void(const AuthorityTokenRow&)>& fn);
+  // Every authority's tokens with seq > `after_seq`, by seq: how an in-memory index catches up
+  // (after_seq 0: all of them). Streams; `fn` must not write to the store.
+  Status authorityTokensChangedSince(std::int64_t after_seq,
+                                     const std::function<void(const AuthorityTokenRow&)>& fn);
+  // PRAGMA data_version: it changes when another connection (or process) commits a write to
+  // the file, not for this connection's own writes. Cheap: no table is read.
+  Result<std::int64_t> dataVersion();
 
   // --- plans
   Status insertPlan(const PlanRow& row);  // Conflict if the id exists
