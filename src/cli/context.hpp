@@ -42,7 +42,11 @@ inline void printErrors(Io& io, const std::vector<core::Error>& errors, const co
 // Loads the configuration or prints every error and returns nullopt.
 inline std::optional<settings::Settings> loadConfig(Io& io, const std::string& path) {
   std::vector<core::Error> errors;
-  auto s = settings::loadSettings(path, &connectors::lmsSpec, &connectors::directorySpec, &errors);
+  settings::SpecLookups specs;
+  specs.sources = &connectors::lmsSpec;
+  specs.directories = &connectors::directorySpec;
+  specs.gateways = &connectors::gatewaySpec;
+  auto s = settings::loadSettings(path, specs, &errors);
   if (!s.ok()) {
     printErrors(io, errors, s.error());
     return std::nullopt;

@@ -23,10 +23,13 @@ constexpr std::string_view kQuizKeys[] = {"id", "minScorePct", "attemptsAllowed"
 constexpr std::string_view kExceptionKeys[] = {"allowed", "maxDurationDays", "requiredApprovers",
                                                "justificationFields"};
 constexpr std::string_view kApproverKeys[] = {"role"};
-constexpr std::string_view kTrackGrantKeys[] = {"groups"};
+constexpr std::string_view kTrackGrantKeys[] = {"groups", "tokens"};
+constexpr std::string_view kTokenGrantKeys[] = {"gateway",  "scope",         "models",
+                                                "max_budget", "budget_duration", "lifetime",
+                                                "rotate_before", "overlap",     "delivery"};
 constexpr std::string_view kGroupKeys[] = {"directory", "group", "mode"};
 constexpr std::string_view kGrantFileKeys[] = {"version", "grants"};
-constexpr std::string_view kGrantEntryKeys[] = {"track", "groups"};
+constexpr std::string_view kGrantEntryKeys[] = {"track", "groups", "tokens"};
 
 constexpr int kMaxDays = 36500;
 
@@ -74,6 +77,11 @@ struct GrantDraft {
   GroupGrant grant;
 };
 
+struct TokenDraft {
+  std::string track;
+  TokenGrantSettings grant;
+};
+
 // What one policy document contributes before it is applied to its tracks.
 struct DocState {
   std::string policy_id;
@@ -102,6 +110,8 @@ class Builder {
                                                        const std::string& path);
   std::vector<GroupGrant> parseGroups(const FileReader& r, const YAML::Node& node,
                                       const std::string& path);
+  std::vector<TokenGrantSettings> parseTokens(const FileReader& r, const YAML::Node& node,
+                                              const std::string& path);
   bool addTrack(PendingTrack t);
   void notEnforced(std::string path, std::string why, Location where) {
     loaded_->not_enforced.push_back(NotEnforced{std::move(path), std::move(why), std::move(where)});
@@ -132,6 +142,7 @@ class Builder {
   bool has_catalogue_ = false;
   std::vector<GroupKey> group_keys_;
   std::vector<GrantDraft> grants_;
+  std::vector<TokenDraft> token_grants_;
 };
 
 void checkVersion(const FileReader& r, const MapView& m) {
@@ -276,6 +287,9 @@ std::optional<PendingTrack> Builder::parseTrack(const FileReader& r, const YAML:
         if (const Entry* ge = FileReader::optional(*gm, "groups"))
           for (auto& g : parseGroups(r, ge->value, joinPath(gp, "groups")))
             if (!t.id.empty()) grants_.push_back(GrantDraft{t.id, std::move(g)});
+        if (const Entry* te = FileReader::optional(*gm, "tokens"))
+          for (auto& g : parseTokens(r, te->value, joinPath(gp, "tokens")))
+            if (!t.id.empty()) token_grants_.push_back(TokenDraft{t.id, std::move(g)});
       }
     }
   }
@@ -838,11 +852,20 @@ void Builder::grantFile(const FileRef& ref) {
         track.reset();
       }
     }
-    const Entry* groups = r.require(*gm, "groups", ip, "add groups: [{directory, group, mode}]");
-    if (!groups) continue;
-    auto parsed = parseGroups(r, groups->value, joinPath(ip, "groups"));
+    const Entry* groups = FileReader::optional(*gm, "groups");
+    const Entry* tokens = FileReader::optional(*gm, "tokens");
+    if (!groups && !tokens) {
+      r.error(item, ip + " grants nothing: it has neither groups nor tokens",
+              "add groups: [{directory, group, mode}] and/or tokens: [{gateway, scope, ...}]");
+      continue;
+    }
+    std::vector<GroupGrant> parsed;
+    if (groups) parsed = parseGroups(r, groups->value, joinPath(ip, "groups"));
+    std::vector<TokenGrantSettings> parsed_tokens;
+    if (tokens) parsed_tokens = parseTokens(r, tokens->value, joinPath(ip, "tokens"));
     if (!track) continue;
     for (auto& g : parsed) grants_.push_back(GrantDraft{*track, std::move(g)});
+    for (auto& g : parsed_tokens) token_grants_.push_back(TokenDraft{*track, std::move(g)});
   }
 }
 
@@ -1010,6 +1033,101 @@ void Builder::checkModulesAndQuizzes() {
   }
 }
 
+std::vector<TokenGrantSettings> Builder::parseTokens(const FileReader& r, const YAML::Node& node,
+                                                     const std::string& path) {
+  std::vector<TokenGrantSettings> out;
+  auto items = r.sequence(node, path);
+  if (!items) return out;
+  std::size_t i = 0;
+  for (const auto& item : *items) {
+    const std::string ip = indexPath(path, i++);
+    auto m = r.map(item, ip, kTokenGrantKeys);
+    if (!m) continue;
+    TokenGrantSettings g;
+    g.where = r.at(item);
+    bool ok = true;
+    if (const Entry* e = FileReader::optional(*m, "gateway")) {
+      if (auto v = r.string(e->value, joinPath(ip, "gateway")))
+        g.gateway = *v;
+      else
+        ok = false;
+    }
+    if (const Entry* e = r.require(*m, "scope", ip,
+                                   "add scope: certgate's name for what the token unlocks, e.g. "
+                                   "genai-basic")) {
+      auto v = r.string(e->value, joinPath(ip, "scope"));
+      if (v && (v->empty() || hasSpace(*v) || v->find(':') != std::string::npos)) {
+        r.error(e->value, joinPath(ip, "scope") + " '" + *v + "' may not be empty or contain "
+                          "spaces or ':'",
+                "use a short name such as genai-basic");
+        ok = false;
+      } else if (v) {
+        g.scope = *v;
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (const Entry* e = FileReader::optional(*m, "models")) {
+      if (auto v = r.stringList(e->value, joinPath(ip, "models")))
+        g.models = *v;
+      else
+        ok = false;
+    }
+    if (const Entry* e = FileReader::optional(*m, "max_budget")) {
+      if (auto v = r.number(e->value, joinPath(ip, "max_budget"), 0, 1e12))
+        g.max_budget = *v;
+      else
+        ok = false;
+    }
+    if (const Entry* e = FileReader::optional(*m, "budget_duration")) {
+      if (auto v = r.duration(e->value, joinPath(ip, "budget_duration"))) {
+        (void)v;
+        g.budget_duration = e->value.as<std::string>();
+      } else {
+        ok = false;
+      }
+    }
+    const std::pair<const char*, core::Seconds*> durations[] = {
+        {"lifetime", &g.lifetime}, {"rotate_before", &g.rotate_before}, {"overlap", &g.overlap}};
+    for (const auto& [key, target] : durations) {
+      if (const Entry* e = FileReader::optional(*m, key)) {
+        if (auto d = r.duration(e->value, joinPath(ip, key)))
+          *target = *d;
+        else
+          ok = false;
+      }
+    }
+    if (g.lifetime.count() > 0 && g.rotate_before >= g.lifetime) {
+      r.error(item,
+              ip + ": rotate_before (" + std::to_string(g.rotate_before.count()) +
+                  "s) must be shorter than lifetime (" + std::to_string(g.lifetime.count()) + "s)",
+              "otherwise every token would be replaced as soon as it is issued");
+      ok = false;
+    }
+    if (const Entry* e = FileReader::optional(*m, "delivery")) {
+      auto v = r.string(e->value, joinPath(ip, "delivery"));
+      if (v && *v == "none") {
+        g.delivery = Delivery::None;
+      } else if (v && *v == "webhook") {
+        g.delivery = Delivery::Webhook;
+      } else if (v && *v == "email") {
+        g.delivery = Delivery::Email;
+      } else {
+        if (v)
+          r.error(e->value,
+                  joinPath(ip, "delivery") + " must be none, webhook or email, got '" + *v + "'",
+                  "none: the gateway hands out the secret; webhook: certgate posts it to your "
+                  "vault; email: a single-use pickup link");
+        ok = false;
+      }
+    }
+    if (ok) out.push_back(std::move(g));
+  }
+  return out;
+}
+
 void Builder::assembleGrants() {
   struct Seen {
     GroupGrant::Mode mode;
@@ -1052,7 +1170,21 @@ void Builder::assembleGrants() {
       if (tg.groups.empty()) tg.where = d.grant.where;
       tg.groups.push_back(d.grant);
     }
-    if (!tg.groups.empty()) loaded_->grants.push_back(std::move(tg));
+    std::set<std::pair<std::string, std::string>> token_keys;
+    for (const auto& d : token_grants_) {
+      if (d.track != t.id) continue;
+      if (!token_keys.insert({d.grant.gateway, d.grant.scope}).second) {
+        diag_.error(d.grant.where,
+                    "track " + t.id + " grants scope " + d.grant.scope +
+                        (d.grant.gateway.empty() ? "" : " on gateway " + d.grant.gateway) +
+                        " twice",
+                    "list each (gateway, scope) once per track");
+        continue;
+      }
+      if (tg.groups.empty() && tg.tokens.empty()) tg.where = d.grant.where;
+      tg.tokens.push_back(d.grant);
+    }
+    if (!tg.groups.empty() || !tg.tokens.empty()) loaded_->grants.push_back(std::move(tg));
   }
 }
 

@@ -24,7 +24,8 @@ using detail::MapView;
 
 constexpr std::string_view kTopKeys[] = {
     "version",     "store",  "tracks",   "policies", "group_bindings", "mappings", "identity",
-    "sources",     "directories", "limits", "schedule", "http",       "logging"};
+    "sources",     "directories", "gateways", "delivery", "limits", "schedule", "http",
+    "logging"};
 constexpr std::string_view kStoreKeys[] = {"path"};
 constexpr std::string_view kMappingsKeys[] = {"items", "grants", "identity"};
 constexpr std::string_view kIdentityKeys[] = {"keys", "default_population", "roster"};
@@ -38,6 +39,13 @@ constexpr std::string_view kDirectoryCommonKeys[] = {
     "max_failure_ratio", "aliases", "roster"};
 constexpr std::string_view kMatchKeys[] = {"person", "attribute"};
 constexpr std::string_view kDirectoryKinds[] = {"scim", "okta", "graph"};
+constexpr std::string_view kGatewayCommonKeys[] = {"name",         "kind",
+                                                   "enabled",      "default",
+                                                   "verify_after", "max_failure_ratio"};
+constexpr std::string_view kGatewayKinds[] = {"litellm", "kong", "rest", "builtin"};
+constexpr std::string_view kDeliveryKeys[] = {"webhook"};
+constexpr std::string_view kWebhookDeliveryKeys[] = {"url", "signing_secret", "timeout",
+                                                     "ca_file"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
 constexpr std::string_view kScheduleKeys[] = {"interval", "jitter"};
 constexpr std::string_view kHttpKeys[] = {"listen", "admin_token"};
@@ -188,6 +196,7 @@ struct Loader {
   SpecLookup specs;
   const std::vector<std::string>* known_kinds;  // may be null
   SpecLookup directory_specs = nullptr;
+  SpecLookup gateway_specs = nullptr;
   detail::PolicyInputs inputs;
   std::vector<FileRef> item_files;
   std::optional<FileRef> identity_file;
@@ -224,6 +233,10 @@ struct Loader {
   bool requiredOptions(const FileReader& r, const YAML::Node& node, const MapView& m,
                        const std::string& path, const std::string& kind,
                        const ports::ConfigSpec* spec, const ports::Options& options);
+  void gateways(const FileReader& r, const Entry& e);
+  void gateway(const FileReader& r, const YAML::Node& node, const std::string& path,
+               std::set<std::string>& names);
+  void delivery(const FileReader& r, const Entry& e);
   void itemFile(const FileRef& ref, const detail::PolicyIndex& index);
   void identityMapping(const FileRef& ref);
   std::vector<std::string> sourceNames() const {
@@ -283,6 +296,8 @@ void Loader::main(const FileReader& r, const MapView& m) {
     r.warn(m.node, "no sources are configured: certgate will read no LMS data");
 
   if (const Entry* e = FileReader::optional(m, "directories")) directories(r, *e);
+  if (const Entry* e = FileReader::optional(m, "gateways")) gateways(r, *e);
+  if (const Entry* e = FileReader::optional(m, "delivery")) delivery(r, *e);
 
   if (const Entry* e = FileReader::optional(m, "limits")) {
     if (auto lm = r.map(e->value, "limits", kLimitsKeys)) {
@@ -705,6 +720,118 @@ void Loader::directory(const FileReader& r, const YAML::Node& node, const std::s
   s.directories.push_back(std::move(dir));
 }
 
+void Loader::gateways(const FileReader& r, const Entry& e) {
+  auto items = r.sequence(e.value, "gateways");
+  if (!items) return;
+  std::set<std::string> names;
+  std::size_t i = 0;
+  for (const auto& item : *items) gateway(r, item, indexPath("gateways", i++), names);
+  std::size_t defaults = 0;
+  for (const auto& g : s.gateways) defaults += g.is_default ? 1 : 0;
+  if (defaults > 1)
+    r.error(e.value, "more than one gateway says default: true",
+            "mark exactly one gateway as the default");
+}
+
+void Loader::gateway(const FileReader& r, const YAML::Node& node, const std::string& path,
+                     std::set<std::string>& names) {
+  auto m = r.openMap(node, path);
+  if (!m) return;
+  GatewaySettings gw;
+  gw.where = r.at(node);
+  gw.options.where = gw.where.str();
+  if (const Entry* n = r.require(*m, "name", path, "add name: a short unique name, e.g. litellm")) {
+    if (auto v = r.string(n->value, joinPath(path, "name"))) {
+      if (!validSourceName(*v))
+        r.error(n->value,
+                joinPath(path, "name") + " '" + *v + "' may only contain a-z, 0-9, '-' and '_'",
+                "use a lower-case name such as litellm or kong");
+      else if (!names.insert(*v).second)
+        r.error(n->value, "duplicate gateway name '" + *v + "'",
+                "give every gateway its own name");
+      gw.name = *v;
+    }
+  }
+  const ports::ConfigSpec* spec = nullptr;
+  if (const Entry* k = r.require(*m, "kind", path, "add kind: litellm, kong, rest or builtin")) {
+    if (auto v = r.string(k->value, joinPath(path, "kind"))) {
+      gw.kind = *v;
+      if (!gateway_specs) {
+        r.warn(k->value,
+               "connector options of " + path + " were not checked (no connector registry)");
+      } else if ((spec = gateway_specs(*v)) == nullptr) {
+        std::vector<std::string_view> kinds;
+        for (auto kk : kGatewayKinds)
+          if (gateway_specs(std::string(kk))) kinds.push_back(kk);
+        const std::string close = detail::closestKey(*v, kinds);
+        r.error(k->value,
+                joinPath(path, "kind") + ": unknown gateway kind '" + *v +
+                    "'; known kinds: " + detail::joinList(kinds) +
+                    (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
+                "use one of the known kinds (certgate connectors list)");
+      }
+    }
+  }
+  std::vector<std::string_view> valid(std::begin(kGatewayCommonKeys),
+                                      std::end(kGatewayCommonKeys));
+  if (spec)
+    for (const auto& k : spec->keys) valid.emplace_back(k.key);
+  for (const auto& e : m->entries()) {
+    const std::string kp = joinPath(path, e.key);
+    if (e.key == "name" || e.key == "kind") continue;
+    if (e.key == "enabled") {
+      if (auto b = r.boolean(e.value, kp)) gw.enabled = *b;
+    } else if (e.key == "default") {
+      if (auto b = r.boolean(e.value, kp)) gw.is_default = *b;
+    } else if (e.key == "verify_after") {
+      if (auto d = r.duration(e.value, kp)) gw.verify_after = *d;
+    } else if (e.key == "max_failure_ratio") {
+      if (auto d = r.number(e.value, kp, 0, 1)) gw.max_failure_ratio = *d;
+    } else {
+      (void)connectorOption(r, e, path, gw.kind, spec, gateway_specs != nullptr, valid,
+                            gw.options);
+    }
+  }
+  (void)requiredOptions(r, node, *m, path, gw.kind, spec, gw.options);
+  s.gateways.push_back(std::move(gw));
+}
+
+void Loader::delivery(const FileReader& r, const Entry& e) {
+  auto dm = r.map(e.value, "delivery", kDeliveryKeys);
+  if (!dm) return;
+  if (const Entry* w = FileReader::optional(*dm, "webhook")) {
+    auto wm = r.map(w->value, "delivery.webhook", kWebhookDeliveryKeys);
+    if (!wm) return;
+    WebhookDelivery hook;
+    hook.where = r.at(w->value);
+    if (const Entry* u = r.require(*wm, "url", "delivery.webhook",
+                                   "add url: the HTTPS endpoint that receives token secrets")) {
+      if (auto v = r.string(u->value, "delivery.webhook.url")) {
+        const bool https = v->rfind("https://", 0) == 0;
+        const bool loopback = v->rfind("http://127.0.0.1", 0) == 0 ||
+                              v->rfind("http://localhost", 0) == 0 ||
+                              v->rfind("http://[::1]", 0) == 0;
+        if (!https && !loopback)
+          r.error(u->value, "delivery.webhook.url must be https:// (got '" + *v + "')",
+                  "token secrets travel only over TLS; plain http is accepted for loopback only");
+        else
+          hook.url = *v;
+      }
+    }
+    if (const Entry* sec = r.require(*wm, "signing_secret", "delivery.webhook",
+                                     "add signing_secret: {file: PATH} or {credential: NAME}")) {
+      if (auto ref = parseSecret(r, sec->value, "delivery.webhook.signing_secret", s.base_dir))
+        hook.signing_secret = *ref;
+    }
+    if (const Entry* t = FileReader::optional(*wm, "timeout"))
+      if (auto d = r.duration(t->value, "delivery.webhook.timeout")) hook.timeout = *d;
+    if (const Entry* c = FileReader::optional(*wm, "ca_file"))
+      if (auto v = r.string(c->value, "delivery.webhook.ca_file"))
+        hook.ca_file = detail::resolvePath(s.base_dir, *v);
+    s.delivery.webhook = std::move(hook);
+  }
+}
+
 void Loader::itemFile(const FileRef& ref, const detail::PolicyIndex& index) {
   auto doc = detail::loadYamlFile(ref.path, "item mapping file", diag, &ref.named_at);
   if (!doc) return;
@@ -918,9 +1045,51 @@ void checkGrantDirectories(const Settings& s, Diagnostics& diag) {
               "`sync` will change no group until one is added under directories:");
 }
 
+// Every token grant must name a configured gateway (or use the default one), and a grant that
+// delivers by webhook needs delivery.webhook.
+void checkTokenGrants(const Settings& s, Diagnostics& diag) {
+  std::string names;
+  for (const auto& g : s.gateways) names += (names.empty() ? "" : ", ") + g.name;
+  bool any = false;
+  for (const auto& tg : s.policy->grants) {
+    for (const auto& t : tg.tokens) {
+      any = true;
+      if (t.delivery == Delivery::Webhook && !s.delivery.webhook)
+        diag.error(t.where,
+                   "the token grant of track " + tg.track + " (scope " + t.scope +
+                       ") delivers by webhook but delivery.webhook is not configured",
+                   "add delivery: {webhook: {url, signing_secret}} to certgate.yaml, or use "
+                   "delivery: none");
+      if (t.delivery == Delivery::Email)
+        diag.error(t.where,
+                   "the token grant of track " + tg.track + " (scope " + t.scope +
+                       ") delivers by email, which this build does not offer",
+                   "use delivery: webhook (a secrets vault) or delivery: none");
+      if (s.gateways.empty()) continue;
+      const GatewaySettings* gw = findGateway(s, t.gateway);
+      if (gw) continue;
+      if (t.gateway.empty())
+        diag.error(t.where,
+                   "the token grant of track " + tg.track + " (scope " + t.scope +
+                       ") names no gateway and no gateway is the default",
+                   "mark one gateway with default: true or name the gateway in the grant");
+      else
+        diag.error(t.where,
+                   "the token grant of track " + tg.track + " names gateway '" + t.gateway +
+                       "', which is not configured (gateways: " + names + ")",
+                   "add it under gateways:");
+    }
+  }
+  if (any && s.gateways.empty())
+    diag.warn(Location{s.config_file, 1, 1},
+              "tracks grant gateway tokens but no gateways are configured: `plan` and `sync` "
+              "will issue no token until one is added under gateways:");
+}
+
 core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
                             SpecLookup directory_specs, const std::vector<std::string>* known_kinds,
-                            std::vector<core::Error>* all_errors) {
+                            std::vector<core::Error>* all_errors,
+                            SpecLookup gateway_specs = nullptr) {
   Diagnostics diag;
   Settings s;
   try {
@@ -930,7 +1099,8 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
     abs = abs.lexically_normal();
     s.config_file = abs.string();
     s.base_dir = abs.parent_path().string();
-    Loader loader{diag, s, specs, known_kinds, directory_specs, {}, {}, {}, {}, false};
+    Loader loader{diag, s,  specs, known_kinds, directory_specs, gateway_specs,
+                  {},   {}, {},    {},          false};
     auto doc = detail::loadYamlFile(s.config_file, "config file", diag);
     if (doc) {
       FileReader r(s.config_file, diag);
@@ -952,6 +1122,7 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
                    "without tracks nobody is entitled to anything");
       if (diag.count() == 0) detail::validateBuiltPolicy(*s.policy, diag);
       checkGrantDirectories(s, diag);
+      checkTokenGrants(s, diag);
     }
   } catch (const std::exception& e) {
     diag.error(Location{config_file, 0, 0},
@@ -978,6 +1149,31 @@ core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup s
                                     SpecLookup directory_specs,
                                     std::vector<core::Error>* all_errors) {
   return load(config_file, source_specs, directory_specs, nullptr, all_errors);
+}
+
+core::Result<Settings> loadSettings(const std::string& config_file, const SpecLookups& specs,
+                                    std::vector<core::Error>* all_errors) {
+  return load(config_file, specs.sources, specs.directories, nullptr, all_errors, specs.gateways);
+}
+
+const GatewaySettings* findGateway(const Settings& s, const std::string& name) {
+  if (!name.empty()) {
+    for (const auto& g : s.gateways)
+      if (g.name == name) return &g;
+    return nullptr;
+  }
+  for (const auto& g : s.gateways)
+    if (g.is_default) return &g;
+  return s.gateways.size() == 1 ? &s.gateways.front() : nullptr;
+}
+
+const char* toString(Delivery d) {
+  switch (d) {
+    case Delivery::None: return "none";
+    case Delivery::Webhook: return "webhook";
+    case Delivery::Email: return "email";
+  }
+  return "none";
 }
 
 const DirectorySettings* findDirectory(const Settings& s, const std::string& name) {

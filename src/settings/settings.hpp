@@ -86,9 +86,32 @@ struct GroupGrant {
   Location where;
 };
 
+// How a newly issued token's secret reaches its person.
+enum class Delivery {
+  None,     // the gateway delivers it (or the person fetches it there): certgate drops it
+  Webhook,  // POSTed, signed, to the configured endpoint (e.g. a secrets vault)
+  Email,    // a single-use pickup link by email
+};
+const char* toString(Delivery d);
+
+// A gateway token a track grants (mappings/ grants[].tokens, or a track file's grants.tokens).
+struct TokenGrantSettings {
+  std::string gateway;                 // gateway name ("" = the default gateway)
+  std::string scope;                   // certgate's name for what the token unlocks
+  std::vector<std::string> models;     // LiteLLM models / Kong ACL groups / routes
+  std::optional<double> max_budget;
+  std::string budget_duration;         // e.g. "30d", passed to the gateway as written
+  core::Seconds lifetime{0};           // 0: until the end of access
+  core::Seconds rotate_before{7 * 86400};
+  core::Seconds overlap{86400};
+  Delivery delivery = Delivery::None;
+  Location where;
+};
+
 struct TrackGrants {
   std::string track;
   std::vector<GroupGrant> groups;
+  std::vector<TokenGrantSettings> tokens;
   Location where;
 };
 
@@ -158,6 +181,33 @@ struct IdentitySettings {
   std::map<std::string, std::string> roster_columns;   // employee_id/email/display_name/population -> header
 };
 
+// An AI gateway whose API tokens certgate issues and revokes (connectors/gateway).
+struct GatewaySettings {
+  std::string name;
+  std::string kind;  // "litellm", "kong", "rest", "builtin"
+  bool enabled = true;
+  bool is_default = false;            // token grants that name no gateway use this one
+  // Wait this long after a revocation before checking it is enforced; unset: the connector's
+  // own cache window (LiteLLM about 60 s, Kong its poll interval).
+  std::optional<core::Seconds> verify_after;
+  double max_failure_ratio = 0.5;
+  ports::Options options;             // connector-specific keys
+  Location where;
+};
+
+// Where token secrets go when a grant says delivery: webhook.
+struct WebhookDelivery {
+  std::string url;                    // https:// (http:// only for loopback)
+  SecretRef signing_secret;           // Standard Webhooks: base64 secret, optionally "whsec_"
+  core::Seconds timeout{10};
+  std::string ca_file;
+  Location where;
+};
+
+struct DeliverySettings {
+  std::optional<WebhookDelivery> webhook;
+};
+
 struct Limits {
   int max_removals = 25;
   double max_removal_pct = 10.0;
@@ -191,6 +241,8 @@ struct Settings {
   std::string identity_mapping_file;
   std::vector<SourceSettings> sources;
   std::vector<DirectorySettings> directories;
+  std::vector<GatewaySettings> gateways;
+  DeliverySettings delivery;
   IdentitySettings identity;
   Limits limits;
   Schedule schedule;
@@ -224,6 +276,18 @@ core::Result<Settings> loadSettings(const std::string& config_file, SpecLookup s
 // The directory a grant names ("" = the default: the one marked default, or the only one).
 // nullptr when there is none.
 const DirectorySettings* findDirectory(const Settings& s, const std::string& name);
+
+// Which connector specs the loader checks options against (any may be null: not checked).
+struct SpecLookups {
+  SpecLookup sources = nullptr;
+  SpecLookup directories = nullptr;
+  SpecLookup gateways = nullptr;
+};
+core::Result<Settings> loadSettings(const std::string& config_file, const SpecLookups& specs,
+                                    std::vector<core::Error>* all_errors = nullptr);
+
+// The gateway a token grant names ("" = the default), or nullptr.
+const GatewaySettings* findGateway(const Settings& s, const std::string& name);
 
 // Loads policy documents and track files on their own (validate-config --policy FILE).
 core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(
