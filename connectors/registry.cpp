@@ -10,6 +10,9 @@
 #if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
 #include "connectors/directory/graph/graph_directory.hpp"
 #endif
+#if defined(CERTGATE_HAVE_GATEWAY_BUILTIN)
+#include "connectors/gateway/builtin/builtin_gateway.hpp"
+#endif
 #if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
 #include "connectors/gateway/litellm/litellm_gateway.hpp"
 #endif
@@ -38,6 +41,9 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_GRAPH)
   out.push_back({&graph::spec(), ConnectorRole::Directory});
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_BUILTIN)
+  out.push_back({&builtin::spec(), ConnectorRole::Gateway});
 #endif
 #if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
   out.push_back({&litellm::spec(), ConnectorRole::Gateway});
@@ -114,7 +120,11 @@ const ports::ConfigSpec* gatewaySpec(const std::string& kind) {
 core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
     const std::string& kind, const std::string& name, const ports::Options& options,
     const std::string& base_dir, const ports::SecretReader& secrets,
-    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options) {
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options,
+    store::Store* store) {
+#if defined(CERTGATE_HAVE_GATEWAY_BUILTIN)
+  if (kind == "builtin") return builtin::makeGateway(name, options, store);
+#endif
 #if defined(CERTGATE_HAVE_GATEWAY_LITELLM)
   if (kind == "litellm")
     return litellm::makeGateway(name, options, base_dir, secrets, redactor, client_options);
@@ -128,6 +138,7 @@ core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
   (void)secrets;
   (void)redactor;
   (void)client_options;
+  (void)store;
   return core::makeError(core::ErrorKind::Invalid, "unknown gateway kind '" + kind + "'", name,
                          "known kinds: " + kindsOf(ConnectorRole::Gateway));
 }

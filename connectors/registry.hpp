@@ -13,6 +13,10 @@
 #include "ports/gateway.hpp"
 #include "ports/lms_source.hpp"
 
+namespace certgate::store {
+class Store;
+}
+
 namespace certgate::connectors {
 
 enum class ConnectorRole { LmsSource, Directory, Gateway };
@@ -48,11 +52,14 @@ core::Result<std::unique_ptr<ports::Directory>> makeDirectory(
 // The spec of a gateway kind, or nullptr when no such kind exists.
 const ports::ConfigSpec* gatewaySpec(const std::string& kind);
 
-// Builds a gateway connector (no network I/O; secrets read through `secrets`).
+// Builds a gateway connector (no network I/O; secrets read through `secrets`). Kind `builtin`
+// (certgate's own token authority) keeps its tokens in `store` (borrowed, used from the
+// caller's thread; required for that kind, ignored by the others).
 core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
     const std::string& kind, const std::string& name, const ports::Options& options,
     const std::string& base_dir, const ports::SecretReader& secrets,
-    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options = {});
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options = {},
+    store::Store* store = nullptr);
 
 // Warnings a directory's options deserve at start-up (e.g. Okta with an SSWS API token).
 std::vector<std::string> directoryWarnings(const std::string& kind, const ports::Options& options);
