@@ -48,7 +48,8 @@ constexpr std::string_view kWebhookDeliveryKeys[] = {"url", "signing_secret", "t
                                                      "ca_file"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
 constexpr std::string_view kScheduleKeys[] = {"interval", "jitter"};
-constexpr std::string_view kHttpKeys[] = {"listen", "admin_token"};
+constexpr std::string_view kHttpKeys[] = {"listen", "admin_token", "introspection_secret",
+                                           "threads", "max_body_bytes"};
 constexpr std::string_view kLoggingKeys[] = {"level", "format"};
 constexpr std::string_view kSecretKeys[] = {"file", "credential"};
 constexpr std::string_view kItemFileKeys[] = {"version", "items"};
@@ -357,6 +358,20 @@ void Loader::main(const FileReader& r, const MapView& m) {
         else if (auto ref = parseSecret(r, t->value, "http.admin_token", s.base_dir))
           s.http.admin_token = *ref;
       }
+      if (const Entry* t = hm->find("introspection_secret")) {
+        if (t->value.IsNull())
+          r.error(t->value, "http.introspection_secret is empty",
+                  "write introspection_secret: {file: PATH} or {credential: NAME}, or remove "
+                  "the key");
+        else if (auto ref = parseSecret(r, t->value, "http.introspection_secret", s.base_dir))
+          s.http.introspection_secret = *ref;
+      }
+      if (const Entry* v = FileReader::optional(*hm, "threads"))
+        if (auto n = r.integer(v->value, "http.threads", 1, 256))
+          s.http.threads = static_cast<int>(*n);
+      if (const Entry* v = FileReader::optional(*hm, "max_body_bytes"))
+        if (auto n = r.integer(v->value, "http.max_body_bytes", 1024, 16 * 1024 * 1024))
+          s.http.max_body_bytes = *n;
     }
   }
   if (const Entry* e = FileReader::optional(m, "logging")) {

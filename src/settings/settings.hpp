@@ -222,6 +222,10 @@ struct Schedule {
 struct HttpSettings {
   std::string listen = "127.0.0.1:9464";
   SecretRef admin_token;
+  // The credential protected resources present to POST /oauth2/introspect (certgate serve).
+  SecretRef introspection_secret;
+  int threads = 8;                     // requests served at once
+  std::int64_t max_body_bytes = 65536;  // larger request bodies are refused with 413
 };
 
 struct LoggingSettings {
