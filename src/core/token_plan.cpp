@@ -87,13 +87,14 @@ TokenPlan planTokens(const TokenPlanInput& in) {
   for (const LedgerToken& t : in.ledger) {
     const GrantKey key{t.track, t.gateway, t.scope};
     if (!grants.count(key)) {
-      out.outside_allow_list.push_back(t);
+      if (t.live) out.outside_allow_list.push_back(t);
       continue;
     }
     const auto slot = std::make_pair(t.person_key, key);
     const AliasParts parts = parseAlias(t.alias);
     auto [it, fresh] = max_rotation.emplace(slot, parts.rotation);
     if (!fresh) it->second = std::max(it->second, parts.rotation);
+    if (!t.live) continue;
     auto gw = live.find(t.gateway);
     if (gw == live.end() || !gw->second.count(t.token_id)) continue;  // gone or not observed
     held[slot].push_back(&t);

@@ -42,7 +42,8 @@ struct TokenGrant {
   Seconds overlap{Seconds{86400}};            // keep the predecessor this long after rotation
 };
 
-// A token certgate issued and has not revoked (from the ledger).
+// A token certgate issued (from the ledger). Revoked tokens (live == false) only count for the
+// rotation numbering, so that a new token never reuses the alias of an old one.
 struct LedgerToken {
   std::string person_key;
   Sym track = kNoSym;
@@ -52,6 +53,7 @@ struct LedgerToken {
   std::string alias;
   Instant issued_at{};
   std::optional<Instant> expires_at;
+  bool live = true;
 };
 
 // What one gateway reports (certgate-owned tokens only). `observed == false`: the gateway could

@@ -448,7 +448,13 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
   in.roster_complete = out.sources_complete;
   in.id = options.make_id ? options.make_id(now) : defaultPlanId(now);
   out.plan = core::plan(in);
-  out.state = out.plan.held() ? "held" : "planned";
+  if (tokens_) {
+    auto tp = tokens_->plan(verdicts, only ? only->key : std::string(), now);
+    if (!tp) return tp.error();
+    out.tokens = std::move(*tp);
+  }
+  const bool tokens_held = out.tokens && out.tokens->held;
+  out.state = out.plan.held() || tokens_held ? "held" : "planned";
   out.json = planToJson(out, policy.symbols);
 
   store::PlanRow row;
@@ -460,15 +466,25 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
   row.adds = static_cast<std::int64_t>(core::countActions(out.plan, core::ActionKind::Add));
   row.removes = static_cast<std::int64_t>(core::countActions(out.plan, core::ActionKind::Remove));
   row.skipped = static_cast<std::int64_t>(out.plan.skipped.size());
+  if (out.tokens) {
+    for (const auto& a : out.tokens->plan.actions)
+      ++(a.kind == core::TokenActionKind::Issue ? row.adds : row.removes);
+    row.skipped += static_cast<std::int64_t>(out.tokens->plan.skipped.size());
+  }
   row.scope = only ? only->key : std::string();
   row.plan_json = out.json;
   if (auto ins = store_.insertPlan(row); !ins) return ins.error();
-  if (out.plan.held()) {
+  if (out.state == "held") {
     json d;
     d["plan"] = out.plan.id;
     d["removals"] = out.plan.brake.removals;
     d["threshold"] = out.plan.brake.threshold;
     d["current_grants"] = out.plan.brake.current_grants;
+    if (out.tokens) {
+      d["token_revocations"] = out.tokens->revocations;
+      d["token_threshold"] = out.tokens->threshold;
+      d["live_tokens"] = out.tokens->live_tokens;
+    }
     if (auto a = im.audit("plan.held", out.plan.id, d); !a) return a.error();
   }
   return out;
@@ -478,7 +494,8 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
 // apply
 
 core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release_brake,
-                                            core::Instant now, const ReconcileOptions& options) {
+                                            core::Instant now, const ReconcileOptions& options,
+                                            const TokenPlanResult* tokens) {
   Impl im(*this, now, options);
   ApplyResult out;
   out.plan_id = plan.id;
@@ -759,8 +776,19 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
 
   for (const auto& h : directories_)
     out.requests[h.settings->name] = h.directory->requestCount();
-  const bool held_back = out.withheld > 0;
-  out.state = out.failed > 0 || !out.quarantined.empty() ? "partial"
+  if (tokens_ && tokens) {
+    TokenOptions to;
+    to.actor = options.actor;
+    to.run_id = options.run_id;
+    to.crash_point = options.crash_point;
+    auto ta = tokens_->apply(*tokens, plan.id, release_brake, now, to);
+    if (!ta) return ta.error();
+    for (const auto& [g, n] : ta->requests) out.requests[g] = n;
+    out.tokens = std::move(*ta);
+  }
+  const bool held_back = out.withheld > 0 || (out.tokens && out.tokens->withheld > 0);
+  const bool token_failed = out.tokens && out.tokens->failed > 0;
+  out.state = out.failed > 0 || token_failed || !out.quarantined.empty() ? "partial"
               : held_back                                 ? "held"
                                                           : "applied";
   auto upd = store_.updatePlan(plan.id, out.state, {}, {}, out.state == "held" ? std::nullopt
@@ -768,6 +796,14 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
                                std::to_string(out.added) + " added, " +
                                    std::to_string(out.removed) + " removed, " +
                                    std::to_string(out.failed) + " failed" +
+                                   (out.tokens ? "; tokens: " +
+                                                     std::to_string(out.tokens->issued) +
+                                                     " issued, " +
+                                                     std::to_string(out.tokens->revoked) +
+                                                     " revoked, " +
+                                                     std::to_string(out.tokens->failed) +
+                                                     " failed"
+                                               : std::string()) +
                                    (held_back ? ", " + std::to_string(out.withheld) +
                                                     " removals held"
                                               : std::string()));
@@ -810,7 +846,27 @@ core::Result<ApplyResult> Reconciler::applyStored(const std::string& id, core::I
     if (still.count(actionKey(a))) keep.actions.push_back(a);
     else ++dropped;
   }
-  auto out = apply(keep, approved || !plan->held(), now, options);
+  // Token actions: likewise, only those the fresh plan still has.
+  std::optional<TokenPlanResult> tokens;
+  bool tokens_held = false;
+  json stored_json = json::parse(stored.plan_json, nullptr, false);
+  if (tokens_ && stored_json.is_object() && stored_json.contains("tokens")) {
+    auto tp = tokenPlanFromJson(stored_json["tokens"].dump(), settings_.policy->symbols);
+    if (!tp) return tp.error();
+    tokens_held = tp->held;
+    std::set<std::string> fresh_tokens;
+    if (fresh->tokens)
+      for (const auto& a : fresh->tokens->plan.actions) fresh_tokens.insert(tokenActionKey(a));
+    tokens = std::move(*tp);
+    std::erase_if(tokens->plan.actions, [&](const core::TokenAction& a) {
+      if (fresh_tokens.count(tokenActionKey(a))) return false;
+      ++dropped;
+      return true;
+    });
+    if (fresh->tokens) tokens->gone = fresh->tokens->gone;
+  }
+  const bool held = plan->held() || tokens_held;
+  auto out = apply(keep, approved || !held, now, options, tokens ? &*tokens : nullptr);
   if (!out) return out;
   out->dropped = dropped;
   return out;
@@ -901,6 +957,18 @@ core::Result<RecoverResult> Reconciler::recover(core::Instant now, const Reconci
     if (auto c = tx->commit(); !c) return c.error();
     ++(happened ? out.done : out.abandoned);
   }
+  if (tokens_) {
+    TokenOptions to;
+    to.actor = options.actor;
+    to.run_id = options.run_id;
+    to.crash_point = options.crash_point;
+    auto tr = tokens_->recover(now, to);
+    if (!tr) return tr.error();
+    out.done += tr->done + tr->adopted + tr->revoked;
+    out.abandoned += tr->abandoned;
+    out.problems.insert(out.problems.end(), tr->problems.begin(), tr->problems.end());
+    out.tokens = std::move(*tr);
+  }
   return out;
 }
 
@@ -942,6 +1010,7 @@ std::string planToJson(const PlanResult& result, const core::SymbolTable& symbol
     j["sources"].push_back({{"name", s.name}, {"complete", s.complete}, {"problem", s.problem}});
   j["sources_complete"] = result.sources_complete;
   j["people"] = result.people;
+  if (result.tokens) j["tokens"] = json::parse(tokenPlanToJson(*result.tokens, symbols));
   return j.dump(2);
 }
 

@@ -31,6 +31,7 @@
 #include "core/result.hpp"
 #include "core/time.hpp"
 #include "engine/evaluation.hpp"
+#include "engine/token_reconcile.hpp"
 #include "ports/directory.hpp"
 #include "settings/settings.hpp"
 #include "store/store.hpp"
@@ -54,6 +55,7 @@ struct ReconcileOptions {
   std::chrono::milliseconds base_delay{500};
   std::chrono::milliseconds max_delay{30'000};
   std::chrono::milliseconds max_retry_after{120'000};
+  std::function<void(const char* point)> crash_point;  // tests only (token steps)
 };
 
 // A mapped group that was not observed, and why (its actions are withheld).
@@ -72,6 +74,7 @@ struct PlanResult {
   std::vector<SourceHealth> sources;
   bool sources_complete = true;
   std::size_t people = 0;             // people evaluated
+  std::optional<TokenPlanResult> tokens;  // when a TokenReconciler is attached
 };
 
 struct ApplyResult {
@@ -87,13 +90,17 @@ struct ApplyResult {
   std::vector<std::string> quarantined;  // directories quarantined in this run, with the reason
   std::map<std::string, std::uint64_t> requests;  // directory -> HTTP requests made
   std::string state;                   // plan state afterwards: applied | partial | held
-  bool ok() const { return failed == 0 && quarantined.empty(); }
+  std::optional<TokenApplyResult> tokens;
+  bool ok() const {
+    return failed == 0 && quarantined.empty() && (!tokens || tokens->failed == 0);
+  }
 };
 
 struct RecoverResult {
   std::size_t done = 0;       // the change had happened: ledger updated
   std::size_t abandoned = 0;  // it had not: the next plan decides again
   std::vector<std::string> problems;
+  std::optional<TokenRecoverResult> tokens;
 };
 
 class Reconciler {
@@ -101,12 +108,16 @@ class Reconciler {
   // `settings` and the directories must outlive the Reconciler.
   Reconciler(store::Store& store, const settings::Settings& settings,
              std::vector<DirectoryHandle> directories);
+  // Token actions join every plan, apply and recover from now on. `tokens` must outlive this.
+  void attachTokens(TokenReconciler* tokens) { tokens_ = tokens; }
 
   core::Result<RecoverResult> recover(core::Instant now, const ReconcileOptions& options);
   core::Result<PlanResult> makePlan(core::Instant now, const ReconcileOptions& options);
-  // Applies `plan`. `release_brake` applies removals of a held plan (an approved plan).
+  // Applies `plan` (and its token actions, when given). `release_brake` applies removals and
+  // revocations of a held plan (an approved plan).
   core::Result<ApplyResult> apply(const core::Plan& plan, bool release_brake, core::Instant now,
-                                  const ReconcileOptions& options);
+                                  const ReconcileOptions& options,
+                                  const TokenPlanResult* tokens = nullptr);
   // Applies the stored plan `id`: only its actions that a fresh plan (same scope) still
   // contains; a held plan's removals only once it is approved.
   core::Result<ApplyResult> applyStored(const std::string& id, core::Instant now,
@@ -117,6 +128,7 @@ class Reconciler {
   store::Store& store_;
   const settings::Settings& settings_;
   std::vector<DirectoryHandle> directories_;
+  TokenReconciler* tokens_ = nullptr;
 };
 
 // The plan as JSON (what `plan --format json` prints and the store keeps), and back.

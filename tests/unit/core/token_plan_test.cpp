@@ -217,3 +217,19 @@ TEST_CASE("tokens of people no longer known are revoked as source-dependent",
   CHECK(p.actions[0].cause == Reason::NoVerdict);
   CHECK(p.actions[0].source_dependent);
 }
+
+TEST_CASE("a token the ledger records as revoked is nobody's live token, but keeps its alias "
+          "number", "[unit][core][tokens]") {
+  World w;
+  w.entitled("alice", 0, daysFromNow(200));
+  // Revoked in the ledger, still listed by the gateway (its cache, or a revocation not yet
+  // enforced): alice has no live token, and the next one takes the next rotation number.
+  w.token("alice", "k1", 0, 0, daysFromNow(-10), daysFromNow(100));
+  w.ledger.back().live = false;
+  auto p = w.plan();
+  REQUIRE(p.actions.size() == 1);
+  CHECK(p.actions[0].kind == TokenActionKind::Issue);
+  CHECK(p.actions[0].reason == TokenReason::Missing);
+  CHECK(p.actions[0].alias == "certgate:alice:AI:basic:c0:r1");
+  CHECK(p.outside_allow_list.empty());
+}
