@@ -1,6 +1,9 @@
 #include "connectors/registry.hpp"
 
 #include "connectors/lms/csv/csv_source.hpp"
+#if defined(CERTGATE_HAVE_LMS_XAPI)
+#include "connectors/lms/xapi/xapi_source.hpp"
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
 #include "connectors/directory/scim/scim_directory.hpp"
 #endif
@@ -33,6 +36,9 @@ const char* toString(ConnectorRole role) {
 
 std::vector<ConnectorInfo> all() {
   std::vector<ConnectorInfo> out{{&csv::spec(), ConnectorRole::LmsSource}};
+#if defined(CERTGATE_HAVE_LMS_XAPI)
+  out.push_back({&xapi::spec(), ConnectorRole::LmsSource});
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
   out.push_back({&scim::spec(), ConnectorRole::Directory});
 #endif
@@ -79,11 +85,19 @@ const ports::ConfigSpec* directorySpec(const std::string& kind) {
   return specOf(ConnectorRole::Directory, kind);
 }
 
-core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(const std::string& kind,
-                                                              const std::string& name,
-                                                              const ports::Options& options,
-                                                              const std::string& base_dir) {
+core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets,
+    std::shared_ptr<http::Redactor> redactor, http::ClientOptions client_options) {
   if (kind == "csv") return csv::makeSource(name, options, base_dir);
+#if defined(CERTGATE_HAVE_LMS_XAPI)
+  if (kind == "xapi")
+    return xapi::makeSource(name, options, base_dir, secrets, std::move(redactor),
+                            std::move(client_options));
+#endif
+  (void)secrets;
+  (void)redactor;
+  (void)client_options;
   return core::makeError(core::ErrorKind::Invalid, "unknown source kind '" + kind + "'", name,
                          "known kinds: " + kindsOf(ConnectorRole::LmsSource));
 }

@@ -33,11 +33,12 @@ std::vector<ConnectorInfo> all();
 // The spec of an LMS source kind, or nullptr when no such kind exists.
 const ports::ConfigSpec* lmsSpec(const std::string& kind);
 
-// Builds an LMS source (no I/O). Errors name the offending option.
-core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(const std::string& kind,
-                                                              const std::string& name,
-                                                              const ports::Options& options,
-                                                              const std::string& base_dir);
+// Builds an LMS source (no network I/O; secrets, for the kinds that have any, are read through
+// `secrets` and registered with `redactor`). Errors name the offending option.
+core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
+    const std::string& kind, const std::string& name, const ports::Options& options,
+    const std::string& base_dir, const ports::SecretReader& secrets = {},
+    std::shared_ptr<http::Redactor> redactor = nullptr, http::ClientOptions client_options = {});
 
 // The spec of a directory kind, or nullptr when no such kind exists.
 const ports::ConfigSpec* directorySpec(const std::string& kind);

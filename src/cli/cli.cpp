@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/context.hpp"
+#include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
 #include "cli/sync_commands.hpp"
@@ -175,8 +176,10 @@ int cmdValidate(Io& io, const std::string& config, const std::vector<std::string
   if (!s) return kConfigInvalid;
   // Building each source validates its options the way a real run would.
   int code = kOk;
+  auto source_redactor = std::make_shared<connectors::http::Redactor>();
   for (const auto& src : s->sources) {
-    auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s->base_dir);
+    auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s->base_dir,
+                                          lmsSecretReader(*s, source_redactor), source_redactor);
     if (!made.ok()) {
       io.err << "error: " << made.error().describe() << '\n';
       code = kConfigInvalid;
@@ -260,9 +263,11 @@ int cmdIngest(Io& io, const std::string& config, const std::string& format) {
   }
 
   std::vector<engine::SourceHandle> handles;
+  auto source_redactor = std::make_shared<connectors::http::Redactor>();
   for (const auto& src : s->sources) {
     if (!src.enabled) continue;
-    auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s->base_dir);
+    auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s->base_dir,
+                                          lmsSecretReader(*s, source_redactor), source_redactor);
     if (!made.ok()) {
       io.err << "error: " << made.error().describe() << '\n';
       return kConfigInvalid;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
 #include "connectors/common/redact.hpp"
@@ -357,7 +358,8 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
     std::vector<engine::SourceHandle> handles;
     for (const auto& src : s.sources) {
       if (!src.enabled) continue;
-      auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s.base_dir);
+      auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s.base_dir,
+                                            lmsSecretReader(s, dirs->redactor), dirs->redactor);
       if (!made) return failWith(io, made.error(), kConfigInvalid);
       handles.push_back({&src, std::move(made).value()});
     }
