@@ -14,6 +14,7 @@
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
+#include "cli/serve_command.hpp"
 #include "cli/sync_commands.hpp"
 #include "connectors/registry.hpp"
 #include "core/evaluate.hpp"
@@ -1053,6 +1054,12 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   pl_approve->add_option("--by", pl_by, "who approves")->required();
   pl_approve->add_option("--reason", pl_reason, "why the removals are right (kept in the audit trail)")->required();
 
+  auto* serve_cmd = app.add_subcommand("serve", "serve the token authority's HTTP endpoints (/auth/verify, /oauth2/introspect, /healthz) until SIGTERM or SIGINT");
+  std::string sv_listen;
+  bool sv_access_log = false;
+  serve_cmd->add_option("--listen", sv_listen, "HOST:PORT instead of http.listen");
+  serve_cmd->add_flag("--access-log", sv_access_log, "print one line per request to stderr (method, path, status; never a token)");
+
   auto* conns = app.add_subcommand("connectors", "built-in connectors and their configuration keys");
   conns->require_subcommand(1);
   conns->add_subcommand("list", "every built-in connector");
@@ -1112,6 +1119,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (pl_list->parsed()) return cmdPlansList(io, config, pl_limit, pl_format);
     if (pl_show->parsed()) return cmdPlansShow(io, config, pl_id, pl_format);
     if (pl_approve->parsed()) return cmdPlansApprove(io, config, pl_id, pl_by, pl_reason);
+    if (serve_cmd->parsed()) return cmdServe(io, config, sv_listen, sv_access_log);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.

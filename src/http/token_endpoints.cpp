@@ -185,8 +185,8 @@ struct Endpoints {
   // The presented token, "" when there is none.
   std::string presentedToken(const Request& req) const {
     if (req.headerCount("Authorization") > 0) {
-      if (auto bearer = credentialsOf(req.header("Authorization"), "Bearer"))
-        return std::string(*bearer);
+      const std::string authorization = req.header("Authorization");
+      if (auto bearer = credentialsOf(authorization, "Bearer")) return std::string(*bearer);
     }
     if (options.accept_api_key_header) return std::string(trim(req.header("X-Api-Key")));
     return {};

@@ -1,0 +1,111 @@
+#include "cli/serve_command.hpp"
+
+#include <pthread.h>
+
+#include <csignal>
+#include <mutex>
+#include <utility>
+
+#include "connectors/gateway/builtin/token_authority.hpp"
+#include "http/token_endpoints.hpp"
+#include "store/store.hpp"
+
+namespace certgate::cli {
+
+struct AuthorityServer::Impl {
+  std::unique_ptr<connectors::builtin::TokenAuthority> authority;
+  std::unique_ptr<http::Server> server;
+};
+
+AuthorityServer::AuthorityServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AuthorityServer::~AuthorityServer() { stop(); }
+
+core::Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(
+    AuthorityServerOptions options) {
+  auto store = store::Store::open(options.store_path);
+  if (!store) return store.error();
+  auto authority =
+      connectors::builtin::TokenAuthority::create(std::move(*store), std::move(options.clock));
+  if (!authority) return authority.error();
+  auto impl = std::make_unique<Impl>();
+  impl->authority = std::move(*authority);
+  impl->server = std::make_unique<http::Server>(std::move(options.server));
+  http::TokenEndpointOptions endpoints;
+  endpoints.introspection_secret = std::move(options.introspection_secret);
+  endpoints.accept_api_key_header = options.accept_api_key_header;
+  http::mountTokenEndpoints(*impl->server, *impl->authority, std::move(endpoints));
+  if (auto started = impl->server->start(); !started) return started.error();
+  return std::unique_ptr<AuthorityServer>(new AuthorityServer(std::move(impl)));
+}
+
+int AuthorityServer::port() const { return impl_->server->port(); }
+
+std::string AuthorityServer::address() const { return impl_->server->address(); }
+
+std::string AuthorityServer::baseUrl() const { return "http://" + address(); }
+
+std::size_t AuthorityServer::liveTokens() const { return impl_->authority->size(); }
+
+void AuthorityServer::stop() {
+  if (impl_ && impl_->server) impl_->server->stop();
+}
+
+namespace detail {
+
+int cmdServe(Io& io, const std::string& config, const std::string& listen_override,
+             bool access_log) {
+  auto s = loadConfig(io, config);
+  if (!s) return kConfigInvalid;
+
+  AuthorityServerOptions options;
+  options.store_path = s->store_path;
+  options.server.listen = listen_override.empty() ? s->http.listen : listen_override;
+  options.server.threads = static_cast<std::size_t>(s->http.threads);
+  options.server.max_body_bytes = static_cast<std::size_t>(s->http.max_body_bytes);
+  auto log_mutex = std::make_shared<std::mutex>();
+  std::ostream& err = io.err;
+  auto log = [log_mutex, &err](std::string_view line) {
+    std::lock_guard lock(*log_mutex);
+    err << line << '\n';
+  };
+  if (access_log) options.server.log = log;
+  if (!s->http.introspection_secret.empty()) {
+    auto secret = settings::readSecret(s->http.introspection_secret, s->base_dir);
+    if (!secret) return failWith(io, secret.error(), kConfigInvalid);
+    options.introspection_secret = std::move(*secret);
+  }
+
+  // SIGTERM / SIGINT are blocked before any thread starts (threads inherit the mask) and
+  // taken with sigwait() below: no handler runs inside a worker.
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+
+  const bool introspection = !options.introspection_secret.empty();
+  auto server = AuthorityServer::start(std::move(options));
+  if (!server) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    const auto kind = server.error().kind;
+    return failWith(io, server.error(),
+                    kind == core::ErrorKind::Corrupt || kind == core::ErrorKind::Transient
+                        ? kStoreUnavailable
+                        : kFailure);
+  }
+  log("certgate serve: listening on " + (*server)->address() + " (" +
+      std::to_string((*server)->liveTokens()) + " live tokens; introspection " +
+      (introspection ? "enabled" : "disabled: set http.introspection_secret") + ")");
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  log(std::string("certgate serve: ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
+      ", stopping");
+  (*server)->stop();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return kOk;
+}
+
+}  // namespace detail
+}  // namespace certgate::cli

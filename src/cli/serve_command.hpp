@@ -1,0 +1,53 @@
+#pragma once
+// `certgate serve`: certgate's HTTP server in the foreground (the token authority's endpoints
+// /oauth2/introspect and /auth/verify, and /healthz) until SIGTERM or SIGINT.
+// AuthorityServer is the same server for tests and benchmarks, started in-process.
+
+#include <memory>
+#include <string>
+
+#include "cli/context.hpp"
+#include "core/result.hpp"
+#include "http/server.hpp"
+#include "ports/clock.hpp"
+
+namespace certgate::cli {
+
+struct AuthorityServerOptions {
+  std::string store_path;            // certgate's store (created and migrated when missing)
+  http::ServerOptions server;        // listen (port 0: any free port), threads, limits, log
+  std::string introspection_secret;  // empty: /oauth2/introspect refuses every caller
+  bool accept_api_key_header = true;
+  std::shared_ptr<const ports::Clock> clock;  // null: the system clock
+};
+
+// The token authority over its own store connection (TokenAuthority) behind an http::Server
+// with the token endpoints mounted. Thread-safe to query; stop() (or the destructor) ends it.
+class AuthorityServer {
+ public:
+  // Opens the store, loads the token index, binds and starts serving. Errors: the store's
+  // (Corrupt, Transient, ...), the server's (Invalid listen address, Permanent bind failure).
+  static core::Result<std::unique_ptr<AuthorityServer>> start(AuthorityServerOptions options);
+  ~AuthorityServer();
+  AuthorityServer(const AuthorityServer&) = delete;
+  AuthorityServer& operator=(const AuthorityServer&) = delete;
+
+  int port() const;
+  std::string address() const;   // "127.0.0.1:PORT"
+  std::string baseUrl() const;    // "http://127.0.0.1:PORT"
+  std::size_t liveTokens() const;  // unrevoked tokens in the index
+  void stop();
+
+ private:
+  struct Impl;
+  explicit AuthorityServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+namespace detail {
+// certgate serve [--listen HOST:PORT] [--access-log]: serves until SIGTERM / SIGINT.
+int cmdServe(Io& io, const std::string& config, const std::string& listen_override,
+             bool access_log);
+}  // namespace detail
+
+}  // namespace certgate::cli
