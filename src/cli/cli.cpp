@@ -16,6 +16,7 @@
 #include "cli/roster_file.hpp"
 #include "cli/serve_command.hpp"
 #include "cli/sync_commands.hpp"
+#include "cli/token_commands.hpp"
 #include "connectors/registry.hpp"
 #include "core/evaluate.hpp"
 #include "core/identity.hpp"
@@ -1060,6 +1061,15 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   serve_cmd->add_option("--listen", sv_listen, "HOST:PORT instead of http.listen");
   serve_cmd->add_flag("--access-log", sv_access_log, "print one line per request to stderr (method, path, status; never a token)");
 
+  auto* tokens_cmd = app.add_subcommand("tokens", "gateway tokens certgate issued: who holds one, since and until when, and whether each revocation is enforced");
+  tokens_cmd->require_subcommand(1);
+  auto* tk_list = tokens_cmd->add_subcommand("list", "live tokens (--all: revoked ones too)");
+  bool tk_all = false;
+  std::string tk_person, tk_format = "table";
+  tk_list->add_flag("--all", tk_all, "include revoked and expired tokens");
+  tk_list->add_option("--person", tk_person, "one person (key, employee id or email)");
+  tk_list->add_option("--format", tk_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+
   auto* conns = app.add_subcommand("connectors", "built-in connectors and their configuration keys");
   conns->require_subcommand(1);
   conns->add_subcommand("list", "every built-in connector");
@@ -1120,6 +1130,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (pl_show->parsed()) return cmdPlansShow(io, config, pl_id, pl_format);
     if (pl_approve->parsed()) return cmdPlansApprove(io, config, pl_id, pl_by, pl_reason);
     if (serve_cmd->parsed()) return cmdServe(io, config, sv_listen, sv_access_log);
+    if (tk_list->parsed()) return cmdTokensList(io, config, tk_all, tk_person, tk_format);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.

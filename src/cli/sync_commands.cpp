@@ -9,6 +9,7 @@
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
+#include "cli/token_commands.hpp"
 #include "connectors/common/redact.hpp"
 #include "engine/ingest.hpp"
 #include "engine/reconcile.hpp"
@@ -117,6 +118,7 @@ void printPlan(Io& io, const engine::PlanResult& r, const core::SymbolTable& sym
     io.out << "\nproblems:\n";
     for (const auto& pr : r.problems) io.out << "  " << pr << '\n';
   }
+  if (r.tokens) printTokenPlan(io, *r.tokens, symbols);
 }
 
 json applyJson(const engine::ApplyResult& a) {
@@ -133,6 +135,7 @@ json applyJson(const engine::ApplyResult& a) {
   j["failures"] = a.failures;
   j["quarantined"] = a.quarantined;
   j["requests"] = a.requests;
+  if (a.tokens) j["tokens"] = tokenApplyJson(*a.tokens);
   return j;
 }
 
@@ -149,6 +152,7 @@ void printApply(Io& io, const engine::ApplyResult& a) {
     io.out << "QUARANTINED for this run: " << q
            << "\n  fix the credentials or the directory, then run certgate sync again.\n";
   for (const auto& f : a.failures) io.out << "  failed: " << f << '\n';
+  if (a.tokens) printTokenApply(io, *a.tokens);
 }
 
 int exitFor(const engine::ApplyResult& a, bool sources_complete) {
@@ -161,6 +165,7 @@ engine::ReconcileOptions reconcileOptions(const std::string& person, const std::
   engine::ReconcileOptions o;
   o.person = person;
   o.actor = actor;
+  o.crash_point = crashHookFromEnvironment();
   return o;
 }
 
@@ -228,14 +233,18 @@ int cmdPlan(Io& io, const std::string& config, const std::string& person,
   if (!opened) return code;
   auto dirs = buildDirectories(io, opened->settings, code);
   if (!dirs) return code;
+  auto gws = buildGateways(io, opened->settings, *opened->store, dirs->redactor, code);
+  if (!gws) return code;
+  (void)connectGateways(io, *gws, *opened->store, 0, opened->settings);
   engine::Reconciler rec(*opened->store, opened->settings, dirs->handles);
+  rec.attachTokens(gws->reconciler.get());
   auto r = rec.makePlan(io.now(), reconcileOptions(person, operatorName()));
   if (!r) return failWith(io, r.error(), r.error().kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
   if (format == "json")
     io.out << r->json << '\n';
   else
     printPlan(io, *r, opened->settings.policy->symbols);
-  return r->plan.held() ? kHeld : kOk;
+  return r->state == "held" ? kHeld : kOk;
 }
 
 int cmdApply(Io& io, const std::string& config, const std::string& plan_id,
@@ -259,7 +268,11 @@ int cmdApply(Io& io, const std::string& config, const std::string& plan_id,
   }
   auto dirs = buildDirectories(io, opened->settings, code);
   if (!dirs) return code;
+  auto gws = buildGateways(io, opened->settings, *opened->store, dirs->redactor, code);
+  if (!gws) return code;
+  (void)connectGateways(io, *gws, *opened->store, 0, opened->settings);
   engine::Reconciler rec(*opened->store, opened->settings, dirs->handles);
+  rec.attachTokens(gws->reconciler.get());
   const auto options = reconcileOptions({}, operatorName());
   auto recovered = rec.recover(io.now(), options);
   if (!recovered) return failWith(io, recovered.error(), kFailure);
@@ -305,9 +318,13 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
     (void)st.appendAudit(a);
     return true;
   });
+  auto gws = buildGateways(io, s, st, dirs->redactor, code);
+  if (!gws) return code;
+  const bool gateway_down = !connectGateways(io, *gws, st, *run, s);
   auto options = reconcileOptions(person, "certgate");
   options.run_id = *run;
   engine::Reconciler rec(st, s, dirs->handles);
+  rec.attachTokens(gws->reconciler.get());
   json report;
 
   // 1. Finish what a crash left pending.
@@ -385,23 +402,45 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
                     planned.error().kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
   }
   if (format != "json") printPlan(io, *planned, s.policy->symbols);
-  auto applied = rec.apply(planned->plan, false, io.now(), options);
+  auto applied = rec.apply(planned->plan, false, io.now(), options,
+                           planned->tokens ? &*planned->tokens : nullptr);
   if (!applied) {
     (void)st.finishRun(*run, "failed", json{{"error", applied.error().describe()}}.dump(), io.now());
     return failWith(io, applied.error(), kFailure);
   }
+  // 4. Revocations whose gateway cache window has passed: are they refused now?
+  std::optional<engine::TokenVerifyResult> verified;
+  if (gws->reconciler) {
+    engine::TokenOptions to;
+    to.run_id = *run;
+    auto v = gws->reconciler->verify(io.now(), to);
+    if (!v) {
+      (void)st.finishRun(*run, "failed", json{{"error", v.error().describe()}}.dump(), io.now());
+      return failWith(io, v.error(), kFailure);
+    }
+    verified = std::move(*v);
+  }
+  const bool token_actions = planned->tokens && !planned->tokens->plan.actions.empty();
   if (format == "json") {
     report["plan"] = json::parse(planned->json);
     report["apply"] = applyJson(*applied);
+    if (verified)
+      report["verified"] = {{"enforced", verified->enforced},
+                            {"not_enforced", verified->not_enforced},
+                            {"unknown", verified->unknown},
+                            {"still_pending", verified->still_pending},
+                            {"alerts", verified->alerts}};
     report["run"] = *run;
     io.out << report.dump(2) << '\n';
-  } else if (!planned->plan.actions.empty()) {
-    printApply(io, *applied);
+  } else {
+    if (!planned->plan.actions.empty() || token_actions) printApply(io, *applied);
+    if (verified) printTokenVerify(io, *verified);
   }
-  const bool clean = applied->ok() && !directory_down;
+  const bool not_enforced = verified && verified->not_enforced > 0;
+  const bool clean = applied->ok() && !directory_down && !gateway_down && !not_enforced;
   const std::string outcome = clean && planned->sources_complete ? "ok" : "partial";
   (void)st.finishRun(*run, outcome, applyJson(*applied).dump(), io.now());
-  if (directory_down) return kFailure;
+  if (directory_down || gateway_down || not_enforced) return kFailure;
   return exitFor(*applied, planned->sources_complete);
 }
 
@@ -459,6 +498,11 @@ int cmdPlansShow(Io& io, const std::string& config, const std::string& id,
     for (const auto& t : j.value("not_observed", json::array()))
       r.targets_not_observed.push_back(
           {t.value("directory", ""), t.value("group", ""), t.value("problem", "")});
+    if (j.contains("tokens")) {
+      auto tp = engine::tokenPlanFromJson(j["tokens"].dump(), opened->settings.policy->symbols);
+      if (!tp) return failWith(io, tp.error(), kFailure);
+      r.tokens = std::move(*tp);
+    }
   }
   io.out << "created " << core::formatIso(p.created_at)
          << (p.scope.empty() ? "" : ", for " + p.scope)
