@@ -22,6 +22,9 @@
 #if defined(CERTGATE_HAVE_GATEWAY_KONG)
 #include "connectors/gateway/kong/kong_gateway.hpp"
 #endif
+#if defined(CERTGATE_HAVE_GATEWAY_REST)
+#include "connectors/gateway/rest/rest_gateway.hpp"
+#endif
 
 namespace certgate::connectors {
 
@@ -56,6 +59,9 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_GATEWAY_KONG)
   out.push_back({&kong::spec(), ConnectorRole::Gateway});
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_REST)
+  out.push_back({&rest::spec(), ConnectorRole::Gateway});
 #endif
   return out;
 }
@@ -146,6 +152,10 @@ core::Result<std::unique_ptr<ports::Gateway>> makeGateway(
 #if defined(CERTGATE_HAVE_GATEWAY_KONG)
   if (kind == "kong")
     return kong::makeGateway(name, options, base_dir, secrets, redactor, client_options);
+#endif
+#if defined(CERTGATE_HAVE_GATEWAY_REST)
+  if (kind == "rest")
+    return rest::makeGateway(name, options, base_dir, secrets, redactor, client_options);
 #endif
   (void)options;
   (void)base_dir;
