@@ -364,9 +364,31 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
 
   core::Desired desired = core::desire(verdicts, mappings);
 
-  // Accounts of the people who should be members.
+  // Accounts of the people who should be members. The accounts found are cached in the store;
+  // those writes are grouped (up to 256 or one second per transaction) so that a first plan
+  // over many people is not one fsync per lookup, and no transaction is held for long.
   std::set<std::pair<std::string, std::string>> reported;
+  std::optional<store::Transaction> cache_tx;
+  std::size_t cache_writes = 0;
+  auto cache_started = std::chrono::steady_clock::now();
+  auto flushCache = [&]() -> core::Status {
+    if (!cache_tx) return {};
+    auto c = cache_tx->commit();
+    cache_tx.reset();
+    cache_writes = 0;
+    return c;
+  };
   for (const auto& m : desired.members) {
+    if (cache_tx && (cache_writes >= 256 ||
+                     std::chrono::steady_clock::now() - cache_started > std::chrono::seconds(1)))
+      if (auto c = flushCache(); !c) return c.error();
+    if (!cache_tx) {
+      auto tx = store_.begin();
+      if (!tx) return tx.error();
+      cache_tx.emplace(std::move(*tx));
+      cache_started = std::chrono::steady_clock::now();
+    }
+    ++cache_writes;
     const auto& t = desired.targets[m.target].target;
     DirectoryHandle* h = im.handle(t.directory);
     if (!h) continue;
@@ -382,6 +404,7 @@ core::Result<PlanResult> Reconciler::makePlan(core::Instant now, const Reconcile
     if (!problem.empty() && reported.insert({t.directory, m.person_key}).second)
       out.problems.push_back(problem);
   }
+  if (auto c = flushCache(); !c) return c.error();
 
   // Observe every mapped group.
   std::vector<core::ObservedGroup> observed;
