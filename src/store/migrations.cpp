@@ -296,11 +296,31 @@ CREATE UNIQUE INDEX authority_tokens_live_alias ON authority_tokens (authority, 
 CREATE INDEX authority_tokens_by_alias ON authority_tokens (authority, alias, issued_at);
 )sql";
 
+// Token secrets waiting to be picked up through a single-use link (delivery: email). Never the
+// secret: AES-256-GCM ciphertext under a key the store does not hold, the pickup id as associated
+// data. Once fetched, ciphertext and nonce are wiped (NULL) and fetched_at set, in one statement;
+// rows are deleted once they expire.
+constexpr const char kPickupSchema[] = R"sql(
+CREATE TABLE pickups (
+  id          TEXT    PRIMARY KEY,  -- 128 random bits, base64url: the link's last segment
+  person      TEXT    NOT NULL,
+  token_alias TEXT    NOT NULL,
+  ciphertext  BLOB,                 -- NULL once fetched
+  nonce       BLOB,                 -- 96 bits; NULL once fetched
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  fetched_at  INTEGER,
+  CHECK ((fetched_at IS NULL) = (ciphertext IS NOT NULL AND nonce IS NOT NULL))
+) WITHOUT ROWID;
+CREATE INDEX pickups_by_expiry ON pickups (expires_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
     {3, "gateway tokens", kTokenSchema},
     {4, "token authority", kAuthoritySchema},
+    {6, "token secret pickups (delivery by email)", kPickupSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =
