@@ -242,6 +242,19 @@ struct AuthorityIssue {
   bool adopted = false;  // an unrevoked, unexpired token with the alias existed: it is returned
 };
 
+// A token secret waiting for its person behind a single-use link (delivery: email). Never the
+// secret: its AES-256-GCM ciphertext, sealed and opened by the caller (the store holds no key).
+struct PickupRow {
+  std::string id;             // 128 random bits, base64url
+  std::string person;         // the person key
+  std::string token_alias;
+  std::string ciphertext;     // bytes (ciphertext and tag); empty once fetched
+  std::string nonce;          // 12 bytes; empty once fetched
+  Instant created_at{};
+  Instant expires_at{};
+  std::optional<Instant> fetched_at;
+};
+
 struct AuditRow {
   std::int64_t id = 0;
   Instant at{};
@@ -433,6 +446,19 @@ class Store {
   // PRAGMA data_version: it changes when another connection (or process) commits a write to
   // the file, not for this connection's own writes. Cheap: no table is read.
   Result<std::int64_t> dataVersion();
+
+  // --- token secret pickups (delivery: email)
+  // Single statements: each is atomic on its own and joins an open Transaction.
+  // Inserts a waiting pickup. Invalid: an empty id, person, ciphertext or nonce, or expires_at
+  // not after created_at. Conflict: the id exists.
+  Status insertPickup(const PickupRow& row);
+  Result<std::optional<PickupRow>> pickup(const std::string& id);
+  // Marks a waiting pickup fetched at `at` and wipes its ciphertext and nonce (with SQLite's
+  // secure_delete on for the statement, so the freed bytes are zeroed). False, with nothing
+  // written, when it is unknown or fetched already.
+  Result<bool> markPickupFetched(const std::string& id, Instant at);
+  // Deletes every pickup with expires_at <= now, fetched or not. Returns how many.
+  Result<std::int64_t> purgePickups(Instant now);
 
   // --- plans
   Status insertPlan(const PlanRow& row);  // Conflict if the id exists
