@@ -406,12 +406,18 @@ core::Result<ports::FetchOutcome> XapiSource::fetchAll(const std::string& cursor
     out.problem = problems.front();
     return out;  // the previous cursor stays
   }
+  // Every statement stored *before* consistent-through was readable, and the queries returned
+  // each one stored after `since`: nothing up to min(last stored seen, consistent-through) can
+  // be missing, and with no statement at all nothing up to consistent-through. `since` is
+  // exclusive and a statement stored exactly at consistent-through may still appear, so the
+  // cursor stays one microsecond before it.
   std::optional<std::int64_t> next = cursor.stored_us;
-  if (st.max_stored_us) {
-    std::int64_t candidate = *st.max_stored_us;
-    if (st.consistent_us) candidate = std::min(candidate, *st.consistent_us);
-    if (!next || candidate > *next) next = candidate;
+  std::optional<std::int64_t> candidate = st.max_stored_us;
+  if (st.consistent_us) {
+    const std::int64_t bound = *st.consistent_us - 1;
+    if (!candidate || bound < *candidate) candidate = bound;
   }
+  if (candidate && (!next || *candidate > *next)) next = candidate;
   if (next) out.next_cursor = formatMicros(*next) + ";q=" + query_;
   return out;
 }

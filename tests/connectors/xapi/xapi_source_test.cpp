@@ -131,10 +131,11 @@ TEST_CASE("an LRS with no statements is a complete fetch that reads nothing", "[
   CHECK(out->records == 0);
   CHECK(out->units_seen == 0);
   CHECK(sink.begun.empty());
-  CHECK(out->next_cursor.empty());  // nothing seen, nothing to move
+  // Nothing was stored before consistent-through (the fake's clock): the cursor moves up to it.
+  CHECK(out->next_cursor.rfind("2026-11-25T11:59:59.999999Z;q=", 0) == 0);
   CHECK(lrs.statementRequests() == 4);
 
-  // With a cursor, an empty answer keeps it.
+  // A cursor never moves back, and never past the last statement while it is consistent.
   addCompletions(lrs, 1);
   RecordingSink first;
   auto one = src->fetch("", kNow, first);
@@ -353,7 +354,8 @@ TEST_CASE("the cursor is the last stored time seen, never past consistent-throug
   auto first = src->fetch("", kNow, sink);
   REQUIRE(first.ok());
   CHECK(sink.records.size() == 5);
-  CHECK(first->next_cursor.rfind("2026-11-25T10:00:00.002000Z;q=", 0) == 0);
+  // Consistent through .002: a statement stored at .002 exactly may still appear.
+  CHECK(first->next_cursor.rfind("2026-11-25T10:00:00.001999Z;q=", 0) == 0);
 
   // A statement that becomes visible late, stored before the last one seen.
   lrs.add({{"actor", {{"objectType", "Agent"}, {"mbox", "mailto:late@example.org"}}},
@@ -367,7 +369,7 @@ TEST_CASE("the cursor is the last stored time seen, never past consistent-throug
   REQUIRE(second.ok());
   const auto reqs = statementRequests(lrs);
   REQUIRE(!reqs.empty());
-  CHECK(reqs[0].param("since") == "2026-11-25T09:50:00.002000Z");  // cursor - 10m
+  CHECK(reqs[0].param("since") == "2026-11-25T09:50:00.001999Z");  // cursor - 10m
   CHECK(std::any_of(sink2.records.begin(), sink2.records.end(),
                     [](const auto& r) { return r.email == "late@example.org"; }));
   // Re-read statements come again (the overlap) and upsert harmlessly downstream.
@@ -379,7 +381,7 @@ TEST_CASE("the cursor is the last stored time seen, never past consistent-throug
   RecordingSink sink3;
   auto third = src->fetch("", *core::parseIso("2026-11-25T10:00:00Z"), sink3);
   REQUIRE(third.ok());
-  CHECK(third->next_cursor.rfind("2026-11-25T10:00:00.000000Z;q=", 0) == 0);
+  CHECK(third->next_cursor.rfind("2026-11-25T09:59:59.999999Z;q=", 0) == 0);
 }
 
 TEST_CASE("a cursor written for another query (endpoint or verbs) starts over",
@@ -488,4 +490,27 @@ TEST_CASE("xapi options are checked before anything runs", "[connector][xapi]") 
                                            "/etc/certgate", secrets(), nullptr, sleeps.clientOptions());
   CHECK(made.ok());
   CHECK(lrs.statementRequests() == 0);
+}
+
+TEST_CASE("a statement stored exactly at consistent-through is read by the next fetch, even "
+          "without overlap", "[connector][xapi]") {
+  XapiFake lrs;
+  lrs.start();
+  lrs.setClock(us("2026-11-25T10:00:00Z"));
+  addCompletions(lrs, 2);  // .000 and .001; the clock (consistent-through) is now .002
+  Sleeps sleeps;
+  auto src = makeSource(options(lrs, {{"overlap", "0s"}}, {"completed"}), sleeps);
+  RecordingSink first;
+  auto one = src->fetch("", kNow, first);
+  REQUIRE(one.ok());
+  RecordingSink nothing;
+  auto two = src->fetch(one->next_cursor, kNow, nothing);  // nothing new: the cursor moves on
+  REQUIRE(two.ok());
+  CHECK(nothing.records.empty());
+  addCompletions(lrs, 1, 7);  // stored at .002, the consistent-through time of the last answer
+  RecordingSink late;
+  auto three = src->fetch(two->next_cursor, kNow, late);
+  REQUIRE(three.ok());
+  REQUIRE(late.records.size() == 1);
+  CHECK(late.records[0].email == "person7@example.org");
 }
