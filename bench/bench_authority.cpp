@@ -53,6 +53,7 @@ struct Pass {
   long long requests = 0;
   long long non_2xx = 0;
   long long socket_errors = 0;
+  double server_cpu_us = 0;  // this process's CPU time per request during the pass
 };
 
 std::string runWrk(const std::vector<std::string>& args) {
@@ -262,7 +263,11 @@ int main(int argc, char** argv) {
                                url};
     std::printf("running: wrk %s %s %s --latency -s %s %s\n", a[1].c_str(), a[2].c_str(),
                 a[3].c_str(), script.filename().c_str(), url.c_str());
-    return parseWrk(name, runWrk(a));
+    const double cpu_before = bench::cpuSeconds();
+    Pass p = parseWrk(name, runWrk(a));
+    if (p.requests > 0)
+      p.server_cpu_us = (bench::cpuSeconds() - cpu_before) * 1e6 / static_cast<double>(p.requests);
+    return p;
   };
   std::vector<Pass> passes;
   passes.push_back(wrk("GET /auth/verify", dir / "verify.lua"));
@@ -295,14 +300,14 @@ int main(int argc, char** argv) {
     std::printf("revoked %lld tokens during the last pass\n", revoked.load());
   }
 
-  std::printf("\n| Endpoint | Requests/s | p50 | p90 | p99 | Max | Requests | Non-2xx | Socket errors |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("\n| Endpoint | Requests/s | p50 | p90 | p99 | Max | Requests | Non-2xx | Socket errors | Server CPU/request |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& p : passes)
-    std::printf("| %s | %s | %s | %s | %s | %s | %s | %lld | %lld |\n", p.name.c_str(),
+    std::printf("| %s | %s | %s | %s | %s | %s | %s | %lld | %lld | %.0f us |\n", p.name.c_str(),
                 bench::withCommas(p.requests_per_s).c_str(), p.p50.c_str(), p.p90.c_str(),
                 p.p99.c_str(), p.max.c_str(),
                 bench::withCommas(static_cast<double>(p.requests)).c_str(), p.non_2xx,
-                p.socket_errors);
+                p.socket_errors, p.server_cpu_us);
   (*server)->stop();
   fs::remove(token_file, ec);
   return 0;
