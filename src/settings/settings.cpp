@@ -43,7 +43,10 @@ constexpr std::string_view kGatewayCommonKeys[] = {"name",         "kind",
                                                    "enabled",      "default",
                                                    "verify_after", "max_failure_ratio"};
 constexpr std::string_view kGatewayKinds[] = {"litellm", "kong", "rest", "builtin"};
-constexpr std::string_view kDeliveryKeys[] = {"webhook"};
+constexpr std::string_view kDeliveryKeys[] = {"webhook", "email"};
+constexpr std::string_view kEmailDeliveryKeys[] = {
+    "smtp_url", "from",    "username", "password", "pickup_base_url", "pickup_ttl",
+    "encryption_key", "subject", "ca_file", "timeout"};
 constexpr std::string_view kWebhookDeliveryKeys[] = {"url", "signing_secret", "timeout",
                                                      "ca_file"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
@@ -238,6 +241,7 @@ struct Loader {
   void gateway(const FileReader& r, const YAML::Node& node, const std::string& path,
                std::set<std::string>& names);
   void delivery(const FileReader& r, const Entry& e);
+  void emailDelivery(const FileReader& r, const Entry& e);
   void itemFile(const FileRef& ref, const detail::PolicyIndex& index);
   void identityMapping(const FileRef& ref);
   std::vector<std::string> sourceNames() const {
@@ -811,9 +815,117 @@ void Loader::gateway(const FileReader& r, const YAML::Node& node, const std::str
   s.gateways.push_back(std::move(gw));
 }
 
+namespace {
+bool loopbackHost(const std::string& url, std::string_view scheme) {
+  for (const char* host : {"127.0.0.1", "localhost", "[::1]"}) {
+    const std::string prefix = std::string(scheme) + host;
+    if (url.rfind(prefix, 0) == 0 &&
+        (url.size() == prefix.size() || std::string_view(":/").find(url[prefix.size()]) !=
+                                            std::string_view::npos))
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+void Loader::emailDelivery(const FileReader& r, const Entry& e) {
+  auto em = r.map(e.value, "delivery.email", kEmailDeliveryKeys);
+  if (!em) return;
+  EmailDelivery mail;
+  mail.where = r.at(e.value);
+  if (const Entry* u = r.require(*em, "smtp_url", "delivery.email",
+                                 "add smtp_url: smtps://HOST:465 or smtp://HOST:587 (STARTTLS)")) {
+    if (auto v = r.string(u->value, "delivery.email.smtp_url")) {
+      const bool smtps = v->rfind("smtps://", 0) == 0;
+      const bool smtp = v->rfind("smtp://", 0) == 0;
+      const std::size_t host_at = smtps ? 8 : 7;
+      if (!smtps && !smtp)
+        r.error(u->value, "delivery.email.smtp_url must be smtps:// or smtp:// (got '" + *v + "')",
+                "smtps://HOST:465 (TLS), or smtp://HOST:587 (STARTTLS is required)");
+      else if (v->size() <= host_at || std::string_view(":/").find((*v)[host_at]) !=
+                                           std::string_view::npos)
+        r.error(u->value, "delivery.email.smtp_url names no host (got '" + *v + "')",
+                "e.g. smtps://smtp.example.org:465");
+      else
+        mail.smtp_url = *v;
+    }
+  }
+  if (const Entry* f = r.require(*em, "from", "delivery.email",
+                                 "add from: the sender address, e.g. certgate@example.org")) {
+    if (auto v = r.string(f->value, "delivery.email.from")) {
+      if (v->find('@') == std::string::npos || v->find_first_of("\r\n") != std::string::npos)
+        r.error(f->value, "delivery.email.from '" + *v + "' is not an email address",
+                "e.g. certgate@example.org or \"certgate <certgate@example.org>\"");
+      else
+        mail.from = *v;
+    }
+  }
+  const Entry* user = FileReader::optional(*em, "username");
+  const Entry* pass = FileReader::optional(*em, "password");
+  if (user)
+    if (auto v = r.string(user->value, "delivery.email.username")) mail.username = *v;
+  if (pass)
+    if (auto ref = parseSecret(r, pass->value, "delivery.email.password", s.base_dir))
+      mail.password = *ref;
+  if (user && !pass)
+    r.error(user->value, "delivery.email.username is set but password is not",
+            "add password: {file: PATH} or {credential: NAME}, or remove username");
+  if (pass && !user)
+    r.error(pass->value, "delivery.email.password is set but username is not",
+            "add username: the SMTP login, or remove password");
+  if (const Entry* b = r.require(*em, "pickup_base_url", "delivery.email",
+                                 "add pickup_base_url: the public https:// URL of certgate serve")) {
+    if (auto v = r.string(b->value, "delivery.email.pickup_base_url")) {
+      if (v->rfind("https://", 0) != 0 && !loopbackHost(*v, "http://"))
+        r.error(b->value,
+                "delivery.email.pickup_base_url must be https:// (got '" + *v + "')",
+                "the link leads to a token secret: put certgate serve behind TLS (nginx, Caddy) "
+                "and give its public URL, e.g. https://certgate.example.org");
+      else if (v->find_first_of("?#") != std::string::npos)
+        r.error(b->value, "delivery.email.pickup_base_url must not have a query or fragment",
+                "give the URL under which /pickup/ is served, e.g. https://certgate.example.org");
+      else {
+        std::string url = *v;
+        while (!url.empty() && url.back() == '/') url.pop_back();
+        mail.pickup_base_url = url;
+      }
+    }
+  }
+  if (const Entry* t = FileReader::optional(*em, "pickup_ttl")) {
+    if (auto d = r.duration(t->value, "delivery.email.pickup_ttl")) {
+      if (*d < core::Seconds{600} || *d > core::days(30))
+        r.error(t->value, "delivery.email.pickup_ttl must be between 10m and 30d",
+                "e.g. pickup_ttl: 24h");
+      else
+        mail.pickup_ttl = *d;
+    }
+  }
+  if (const Entry* k = r.require(*em, "encryption_key", "delivery.email",
+                                 "add encryption_key: {credential: NAME} (32 random bytes, "
+                                 "base64: openssl rand -base64 32)")) {
+    if (auto ref = parseSecret(r, k->value, "delivery.email.encryption_key", s.base_dir))
+      mail.encryption_key = *ref;
+  }
+  if (const Entry* sub = FileReader::optional(*em, "subject")) {
+    if (auto v = r.string(sub->value, "delivery.email.subject")) {
+      if (v->find_first_of("\r\n") != std::string::npos)
+        r.error(sub->value, "delivery.email.subject must be one line", "remove the line break");
+      else
+        mail.subject = *v;
+    }
+  }
+  if (const Entry* c = FileReader::optional(*em, "ca_file"))
+    if (auto v = r.string(c->value, "delivery.email.ca_file"))
+      mail.ca_file = detail::resolvePath(s.base_dir, *v);
+  if (const Entry* t = FileReader::optional(*em, "timeout"))
+    if (auto d = r.duration(t->value, "delivery.email.timeout")) mail.timeout = *d;
+  s.delivery.email = std::move(mail);
+}
+
 void Loader::delivery(const FileReader& r, const Entry& e) {
   auto dm = r.map(e.value, "delivery", kDeliveryKeys);
   if (!dm) return;
+  if (const Entry* m = FileReader::optional(*dm, "email")) emailDelivery(r, *m);
   if (const Entry* w = FileReader::optional(*dm, "webhook")) {
     auto wm = r.map(w->value, "delivery.webhook", kWebhookDeliveryKeys);
     if (!wm) return;
@@ -1061,7 +1173,7 @@ void checkGrantDirectories(const Settings& s, Diagnostics& diag) {
 }
 
 // Every token grant must name a configured gateway (or use the default one), and a grant that
-// delivers by webhook needs delivery.webhook.
+// delivers by webhook or email needs delivery.webhook or delivery.email.
 void checkTokenGrants(const Settings& s, Diagnostics& diag) {
   std::string names;
   for (const auto& g : s.gateways) names += (names.empty() ? "" : ", ") + g.name;
@@ -1075,11 +1187,12 @@ void checkTokenGrants(const Settings& s, Diagnostics& diag) {
                        ") delivers by webhook but delivery.webhook is not configured",
                    "add delivery: {webhook: {url, signing_secret}} to certgate.yaml, or use "
                    "delivery: none");
-      if (t.delivery == Delivery::Email)
+      if (t.delivery == Delivery::Email && !s.delivery.email)
         diag.error(t.where,
                    "the token grant of track " + tg.track + " (scope " + t.scope +
-                       ") delivers by email, which this build does not offer",
-                   "use delivery: webhook (a secrets vault) or delivery: none");
+                       ") delivers by email but delivery.email is not configured",
+                   "add delivery: {email: {smtp_url, from, pickup_base_url, encryption_key}} to "
+                   "certgate.yaml, or use delivery: webhook or none");
       if (s.gateways.empty()) continue;
       const GatewaySettings* gw = findGateway(s, t.gateway);
       if (gw) continue;

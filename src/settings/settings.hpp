@@ -204,8 +204,25 @@ struct WebhookDelivery {
   Location where;
 };
 
+// Where token secrets go when a grant says delivery: email: a single-use pickup link by mail
+// (connectors/delivery/email_delivery.hpp), answered by certgate serve.
+struct EmailDelivery {
+  std::string smtp_url;               // smtps://, or smtp:// with STARTTLS required (plain: loopback)
+  std::string from;                   // sender address
+  std::string username;               // empty: no SMTP AUTH
+  SecretRef password;                 // set together with username
+  std::string pickup_base_url;        // public https:// URL of certgate serve, no trailing '/'
+  core::Seconds pickup_ttl{86400};
+  SecretRef encryption_key;           // base64 of 32 random bytes (AES-256-GCM)
+  std::string subject;                // empty: a default naming the gateway and scope
+  std::string ca_file;
+  core::Seconds timeout{30};
+  Location where;
+};
+
 struct DeliverySettings {
   std::optional<WebhookDelivery> webhook;
+  std::optional<EmailDelivery> email;
 };
 
 struct Limits {
