@@ -15,8 +15,9 @@
 //    fetch incomplete with the page in the problem; the pages before it still count. A 401/403
 //    is an Auth error of the whole fetch.
 //  - The next cursor is min(the latest `stored` seen, the lowest X-Experience-API-Consistent-
-//    Through answered), never earlier than the previous cursor; an incomplete fetch keeps the
-//    previous cursor. The cursor also names the query (endpoint and verbs): a changed query
+//    Through answered minus 1 us) -- just before consistent-through when nothing was seen --
+//    never earlier than the previous cursor; an incomplete fetch keeps the previous cursor. An
+//    answer without the header counts as consistent through the fetch's `now`. The cursor also names the query (endpoint and verbs): a changed query
 //    starts from `start` again. Re-reading is harmless: facts upsert by statement id.
 //  - Voided statements are never returned by the LRS; the voiding statements are, and each is
 //    quarantined as a notice naming the voided statement id.
