@@ -1,6 +1,8 @@
 #include "engine/ingest.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <future>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -84,6 +86,7 @@ class StoreSink final : public ports::RecordSink {
   // collapsed) is read again on every fetch, and keeps the source incomplete, until it is
   // replaced or removed. Re-reading is harmless: facts upsert, quarantine entries deduplicate.
   bool alreadyProcessed(const ports::UnitInfo& unit) override {
+    drain();
     auto done = store_.unitProcessed(source_id_, unit.key);
     if (!done.ok()) {
       fail(done.error());
@@ -94,6 +97,9 @@ class StoreSink final : public ports::RecordSink {
 
   void beginUnit(const ports::UnitInfo& unit) override {
     unit_records_ = 0;
+    drain();
+    pending_.clear();
+    pending_quarantine_.clear();
     auto tx = store_.begin();
     if (!tx.ok()) {
       fail(tx.error());
@@ -142,16 +148,8 @@ class StoreSink final : public ports::RecordSink {
                        f.lms_item);
       return;
     }
-    auto up = store_.upsertFact(f, now_);
-    if (!up.ok()) {
-      fail(up.error());
-      return;
-    }
-    switch (*up) {
-      case store::UpsertOutcome::Inserted: ++report_.inserted; break;
-      case store::UpsertOutcome::Updated: ++report_.updated; break;
-      case store::UpsertOutcome::Unchanged: ++report_.unchanged; break;
-    }
+    pending_.push_back(std::move(f));
+    if (pending_.size() >= batch_facts_) flush();
   }
 
   void quarantine(ports::QuarantinedRecord&& q) override {
@@ -161,6 +159,8 @@ class StoreSink final : public ports::RecordSink {
   }
 
   void endUnit(const ports::UnitInfo& unit, bool complete, const std::string& problem) override {
+    flush();
+    drain();
     if (!error_.message.empty()) {
       tx_.reset();  // rolls back
       return;
@@ -190,10 +190,14 @@ class StoreSink final : public ports::RecordSink {
     if (!ok) noteIncomplete(unit.name + ": " + why);
   }
 
-  void setOptions(bool trust_lms_expiry, double min_record_ratio) {
+  void setOptions(bool trust_lms_expiry, double min_record_ratio, std::size_t batch_facts) {
     trust_lms_expiry_ = trust_lms_expiry;
     min_record_ratio_ = min_record_ratio;
+    batch_facts_ = batch_facts;
   }
+
+  // Waits for the writer thread: call when the source's fetch returned, before reading error().
+  void finish() { drain(); }
 
   const Error& error() const { return error_; }
   const std::vector<std::string>& incomplete() const { return incomplete_; }
@@ -201,6 +205,53 @@ class StoreSink final : public ports::RecordSink {
  private:
   void fail(const Error& e) {
     if (error_.message.empty()) error_ = e;
+  }
+
+  // Hands the facts and quarantine rows gathered so far to the writer thread as one batch (the
+  // store merges a batch in key order), after the batch before it is written: while the writer
+  // writes one batch, the source reads and resolves the next. The store is only ever used by one
+  // thread at a time: every other store call of this sink drains the writer first.
+  void flush() {
+    if ((pending_.empty() && pending_quarantine_.empty()) || !error_.message.empty()) return;
+    drain();
+    if (!error_.message.empty()) return;
+    in_flight_ = std::async(
+        std::launch::async,
+        [this, facts = std::move(pending_), quarantined = std::move(pending_quarantine_)] {
+          return writeBatch(facts, quarantined);
+        });
+    pending_ = {};
+    pending_quarantine_ = {};
+    pending_.reserve(std::min<std::size_t>(batch_facts_, 65'536));
+  }
+
+  // Waits for the batch on the writer thread, if any, and takes in its outcome.
+  void drain() {
+    if (!in_flight_.valid()) return;
+    const core::Result<BatchOutcome> done = in_flight_.get();
+    if (!done.ok()) return fail(done.error());
+    report_.inserted += done->facts.inserted;
+    report_.updated += done->facts.updated;
+    report_.unchanged += done->facts.unchanged;
+    report_.quarantined += done->quarantined;
+  }
+
+  struct BatchOutcome {
+    store::UpsertCounts facts;
+    std::int64_t quarantined = 0;
+  };
+  // Runs on the writer thread; touches nothing of the sink but the store.
+  core::Result<BatchOutcome> writeBatch(const std::vector<store::FactRow>& facts,
+                                        const std::vector<store::QuarantineRow>& quarantined) {
+    BatchOutcome out;
+    for (const store::QuarantineRow& q : quarantined) {
+      if (auto st = store_.addQuarantine(q); !st.ok()) return st.error();
+      ++out.quarantined;
+    }
+    auto up = store_.upsertFacts(facts, now_);
+    if (!up.ok()) return up.error();
+    out.facts = *up;
+    return out;
   }
   void noteIncomplete(std::string what) { incomplete_.push_back(std::move(what)); }
 
@@ -214,8 +265,7 @@ class StoreSink final : public ports::RecordSink {
     q.raw = truncated(raw);
     q.at = now_;
     q.run_id = run_id_;
-    if (auto st = store_.addQuarantine(q); !st.ok()) return fail(st.error());
-    ++report_.quarantined;
+    pending_quarantine_.push_back(std::move(q));
   }
 
   // What an LMS item maps to, worked out once per distinct item.
@@ -254,6 +304,7 @@ class StoreSink final : public ports::RecordSink {
               p.display_name = r.display_name;
               p.population = populationFor(settings_.identity, employee_id, email, r.population);
               p.updated_at = now_;
+              drain();
               if (auto up = store_.upsertPerson(p); !up.ok()) fail(up.error());
             }
           }
@@ -273,6 +324,7 @@ class StoreSink final : public ports::RecordSink {
       p.population = populationFor(settings_.identity, employee_id, email, r.population);
       p.first_seen = now_;
       p.updated_at = now_;
+      drain();
       auto id = store_.upsertPerson(p);
       if (!id.ok()) {
         fail(id.error());
@@ -317,6 +369,14 @@ class StoreSink final : public ports::RecordSink {
   std::unordered_map<std::string, ItemInfo> item_info_;
   std::unordered_set<std::int64_t> seen_;
   std::optional<store::Transaction> tx_;
+  // Facts of the open unit not yet written. A batch is merged into the store's key and person
+  // order in one sorted pass, so larger batches write faster; the cap bounds the memory
+  // (about 330 bytes a fact).
+  std::size_t batch_facts_ = Ingestor::kDefaultBatchFacts;
+  std::vector<store::FactRow> pending_;
+  std::vector<store::QuarantineRow> pending_quarantine_;
+  // The batch on the writer thread. Declared after tx_: joined before tx_ rolls back.
+  std::future<core::Result<BatchOutcome>> in_flight_;
   std::int64_t unit_records_ = 0;
   Error error_;
   std::vector<std::string> incomplete_;
@@ -420,8 +480,9 @@ core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
     StoreSink sink(store_, settings_, *source_id, cfg.name, report.run_id, now, resolver,
                    roster_authoritative, sr);
     sink.keys_ = std::move(keys);  // handed back below
-    sink.setOptions(cfg.trust_lms_expiry, cfg.min_record_ratio);
+    sink.setOptions(cfg.trust_lms_expiry, cfg.min_record_ratio, batch_facts_);
     auto outcome = h.source->fetch(cursor, now, sink);
+    sink.finish();
 
     store::FetchRow fetch;
     fetch.source_id = *source_id;

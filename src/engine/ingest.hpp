@@ -7,6 +7,7 @@
 // content hash; facts are upserted by source + external id).
 // Side effects: writes the store only. Never revokes or grants anything.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -66,13 +67,21 @@ class Ingestor {
   core::Result<std::int64_t> loadRoster(const std::vector<RosterEntry>& roster);
 
   // Fetches each source in turn. A failing source is reported and does not stop the others.
+  // Each unit is one store transaction. Its facts reach the store in batches of up to
+  // `batch_facts`, written by a second thread while the source reads on (the store is still
+  // used by one thread at a time). Memory: about two batches of facts.
   core::Result<IngestReport> run(std::vector<SourceHandle>& sources);
+
+  static constexpr std::size_t kDefaultBatchFacts = 262'144;
+  // Facts per store batch (at least 1): larger batches write faster and take more memory.
+  void setBatchFacts(std::size_t batch_facts) { batch_facts_ = batch_facts < 1 ? 1 : batch_facts; }
 
  private:
   store::Store& store_;
   const settings::Settings& settings_;
   const ports::Clock& clock_;
   bool roster_loaded_ = false;
+  std::size_t batch_facts_ = kDefaultBatchFacts;
 };
 
 }  // namespace certgate::engine

@@ -167,6 +167,11 @@ core::Status Stmt::run() {
   return error(rc);
 }
 
+void Stmt::reset() {
+  sqlite3_reset(stmt_);
+  bind_rc_ = SQLITE_OK;
+}
+
 core::Result<bool> Stmt::stepRow() {
   const int rc = step();
   if (rc == SQLITE_ROW) return true;

@@ -85,6 +85,8 @@ class Stmt {
   int step();
   // Steps once and expects SQLITE_DONE.
   core::Status run();
+  // Makes the statement ready to step again (bindings are kept) for the next row of a batch.
+  void reset();
   // Steps once: true when a row is available (read its columns before stepping again), false
   // when the statement is done.
   core::Result<bool> stepRow();

@@ -2,10 +2,13 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <mutex>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
@@ -97,51 +100,55 @@ constexpr const char kFindPerson[] =
     "         WHERE i.kind IN ('employee_id', 'email') AND i.value = ?1)"
     " ORDER BY rank LIMIT 1";
 
-// --- facts
-// upsertFact runs U, then T only when U changed nothing, then P only when T matched nothing.
-// U: the DO UPDATE fires only when the stored person is the one given and a column that matters
-// differs (IS NOT: NULL-safe), so a repeated delivery changes no row (sqlite3_changes() == 0).
-// person_id is deliberately not in U's SET list: assigning a foreign-key column in an UPDATE
-// makes SQLite open a statement journal on every execution of the statement (measured: ~15% of
-// the upsert's cost). A changed person is rare (re-resolution) and handled by P.
-constexpr const char kUpsertFact[] =
+// --- facts (migration 5: facts has no secondary index; fact_keys and fact_order are kept in step)
+// upsertFacts: probe each distinct key (in key order), read the rows that exist (in id order),
+// append the new rows (in arrival order: the ids are those one-by-one upserts would give), then
+// add their fact_keys and fact_order entries in key order, then apply repeats and changes.
+constexpr const char kProbeFactKey[] =
+    "SELECT fact_id FROM fact_keys WHERE source_id = ?1 AND ext_key = ?2";
+constexpr const char kFactState[] =
+    "SELECT external_id, ifnull(person_id, 0), at FROM facts WHERE id = ?1";
+constexpr const char kInsertFact[] =
     "INSERT INTO facts (source_id, external_id, ext_key, person_id, item, lms_item, kind, status,"
     "                   lms_pass, attempt, score, max_score, at, lms_expiry, location,"
     "                   first_seen, last_seen)"
-    " VALUES (?1, ?2, ?16, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
-    " ON CONFLICT (source_id, ext_key) DO UPDATE SET"
-    "   item = excluded.item, lms_item = excluded.lms_item, kind = excluded.kind,"
-    "   status = excluded.status, lms_pass = excluded.lms_pass, attempt = excluded.attempt,"
-    "   score = excluded.score, max_score = excluded.max_score, at = excluded.at,"
-    "   lms_expiry = excluded.lms_expiry, location = excluded.location,"
-    "   last_seen = max(facts.last_seen, excluded.last_seen)"
-    " WHERE facts.external_id = excluded.external_id"
-    "   AND facts.person_id IS excluded.person_id"
-    "   AND (facts.item IS NOT excluded.item OR facts.lms_item IS NOT excluded.lms_item"
-    "        OR facts.kind IS NOT excluded.kind OR facts.status IS NOT excluded.status"
-    "        OR facts.lms_pass IS NOT excluded.lms_pass OR facts.attempt IS NOT excluded.attempt"
-    "        OR facts.score IS NOT excluded.score OR facts.max_score IS NOT excluded.max_score"
-    "        OR facts.at IS NOT excluded.at OR facts.lms_expiry IS NOT excluded.lms_expiry)";
-// T: the row exists and U did not change it. Matches (changes() == 1) unless the person differs
-// (or the key belongs to another external id: a hash collision, caught after P).
-constexpr const char kTouchFact[] =
-    "UPDATE facts SET last_seen = max(last_seen, ?15)"
-    " WHERE source_id = ?1 AND ext_key = ?16 AND external_id = ?2 AND person_id IS ?3";
-// P: the person changed: rewrite the whole row in one statement (same parameters as U).
-// Matches nothing only when the key's row has another external id (a hash collision).
-constexpr const char kRewriteFact[] =
+    " VALUES (?1, ?2, ?16, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)";
+constexpr const char kInsertFactKey[] =
+    "INSERT INTO fact_keys (source_id, ext_key, fact_id) VALUES (?1, ?2, ?3)";
+constexpr const char kInsertFactOrder[] =
+    "INSERT INTO fact_order (person_id, at, fact_id) VALUES (?1, ?2, ?3)";
+constexpr const char kDeleteFactOrder[] =
+    "DELETE FROM fact_order WHERE person_id = ?1 AND at = ?2 AND fact_id = ?3";
+// U: rewrites the row when the person or a column that matters differs (IS NOT: NULL-safe), so
+// a repeated delivery changes no row (sqlite3_changes() == 0); location follows the data.
+constexpr const char kUpdateFact[] =
     "UPDATE facts SET person_id = ?3, item = ?4, lms_item = ?5, kind = ?6, status = ?7,"
     "                 lms_pass = ?8, attempt = ?9, score = ?10, max_score = ?11, at = ?12,"
     "                 lms_expiry = ?13, location = ?14, last_seen = max(last_seen, ?15)"
-    " WHERE source_id = ?1 AND ext_key = ?16 AND external_id = ?2";
+    " WHERE id = ?17"
+    "   AND (person_id IS NOT ?3 OR item IS NOT ?4 OR lms_item IS NOT ?5 OR kind IS NOT ?6"
+    "        OR status IS NOT ?7 OR lms_pass IS NOT ?8 OR attempt IS NOT ?9"
+    "        OR score IS NOT ?10 OR max_score IS NOT ?11 OR at IS NOT ?12"
+    "        OR lms_expiry IS NOT ?13)";
+// T: U changed nothing: only last_seen moves forward.
+constexpr const char kTouchFact[] = "UPDATE facts SET last_seen = max(last_seen, ?2) WHERE id = ?1";
+// forEachFact: the facts of no known person first (by at, id), then fact_order's person order.
+constexpr const char kUnresolvedFacts[] =
+    "SELECT id, source_id, external_id, 0, item, lms_item, kind, status,"
+    "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
+    "  FROM facts INDEXED BY facts_unresolved WHERE person_id IS NULL ORDER BY at, id";
 constexpr const char kAllFacts[] =
-    "SELECT id, source_id, external_id, ifnull(person_id, 0), item, lms_item, kind, status,"
-    "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
-    "  FROM facts ORDER BY person_id, at, id";
+    "SELECT f.id, f.source_id, f.external_id, o.person_id, f.item, f.lms_item, f.kind, f.status,"
+    "       f.lms_pass, f.attempt, f.score, f.max_score, f.at, f.lms_expiry, f.location,"
+    "       f.first_seen, f.last_seen"
+    "  FROM fact_order o JOIN facts f ON f.id = o.fact_id"
+    " ORDER BY o.person_id, o.at, o.fact_id";
 constexpr const char kFactsOf[] =
-    "SELECT id, source_id, external_id, ifnull(person_id, 0), item, lms_item, kind, status,"
-    "       lms_pass, attempt, score, max_score, at, lms_expiry, location, first_seen, last_seen"
-    "  FROM facts WHERE person_id = ?1 ORDER BY at, id";
+    "SELECT f.id, f.source_id, f.external_id, o.person_id, f.item, f.lms_item, f.kind, f.status,"
+    "       f.lms_pass, f.attempt, f.score, f.max_score, f.at, f.lms_expiry, f.location,"
+    "       f.first_seen, f.last_seen"
+    "  FROM fact_order o JOIN facts f ON f.id = o.fact_id"
+    " WHERE o.person_id = ?1 ORDER BY o.at, o.fact_id";
 constexpr const char kCountFacts[] = "SELECT count(*) FROM facts";
 
 // --- quarantine
@@ -549,6 +556,7 @@ struct Store::Cache {
   }
 
   Result<Scope> write(std::string_view op, Nested nested) {
+    if (tx_open && tx_broken) return brokenError(op);
     const bool autocommit = sqlite3_get_autocommit(db_) != 0;
     if (tx_open && autocommit) {
       // SQLite rolls a transaction back by itself after some errors (disk full, I/O error).
@@ -568,6 +576,14 @@ struct Store::Cache {
     auto begun = exec(kBeginImmediate, op);
     if (!begun) return begun.error();
     return Scope(this, Scope::Mode::Transaction);
+  }
+
+  Error brokenError(std::string_view op) const {
+    return makeError(ErrorKind::Internal,
+                     std::string(op) +
+                         ": a batch of facts failed part-way in the open transaction, which "
+                         "can only be rolled back now",
+                     *path_, "drop the Transaction (it rolls back) and retry the whole unit");
   }
 
   // A consistent snapshot for a read that takes several statements.
@@ -599,6 +615,10 @@ struct Store::Cache {
   sqlite3* db_;
   const std::string* path_;
   bool tx_open = false;  // a Transaction object is alive
+  // upsertFacts failed after it began to write inside the open Transaction: only a rollback is
+  // left (every write and commit() fail until the Transaction is dropped).
+  bool tx_broken = false;
+  bool batch_started = false;  // the current writeFacts call has written
 };
 
 // =============================================================================================
@@ -613,15 +633,18 @@ Transaction::~Transaction() {
     static_cast<void>(store_->cache_->exec(kRollback, "rollback"));
   }
   store_->cache_->tx_open = false;
+  store_->cache_->tx_broken = false;
 }
 
 Status Transaction::commit() {
   if (store_ == nullptr) {
     return makeError(ErrorKind::Internal, "commit: the transaction is already finished");
   }
+  if (store_->cache_->tx_broken) return store_->cache_->brokenError("commit");
   auto done = store_->cache_->exec(kCommit, "commit");
   if (done || sqlite3_get_autocommit(store_->db_) != 0) {
     store_->cache_->tx_open = false;
+    store_->cache_->tx_broken = false;
     store_ = nullptr;
   }
   return done;
@@ -769,6 +792,7 @@ Result<Transaction> Store::begin() {
   auto begun = cache_->exec(kBeginImmediate, "begin transaction");
   if (!begun) return begun.error();
   cache_->tx_open = true;
+  cache_->tx_broken = false;
   return Transaction(this);
 }
 
@@ -1095,80 +1119,284 @@ Result<std::optional<PersonRow>> Store::findPerson(const std::string& key_or_ide
 // =============================================================================================
 // Facts
 
+namespace {
+
+Error factKeyCollision(const std::string& path, const std::string& external_id) {
+  return invalid(path, "upsertFact: fact key collision: external id '" + external_id +
+                           "' hashes to the key of another fact of the same source; the fact "
+                           "was not stored");
+}
+
+// Binds a fact in the parameter layout of kInsertFact and kUpdateFact (?1..?16).
+void bindFact(Stmt& stmt, const FactRow& fact, std::int64_t key, Instant now) {
+  stmt.bindInt(1, fact.source_id);
+  stmt.bindText(2, fact.external_id);
+  stmt.bindId(3, fact.person_id);
+  stmt.bindText(4, fact.item);
+  stmt.bindText(5, fact.lms_item);
+  stmt.bindLiteral(6, kindText(fact.kind));
+  stmt.bindLiteral(7, statusText(fact.status));
+  stmt.bindInt(8, fact.lms_pass);
+  stmt.bindInt(9, fact.attempt);
+  stmt.bindDouble(10, fact.score);
+  stmt.bindDouble(11, fact.max_score);
+  stmt.bindInstant(12, fact.at);
+  stmt.bindInstant(13, fact.lms_expiry);
+  stmt.bindText(14, fact.location);
+  stmt.bindInstant(15, now);
+  stmt.bindInt(16, key);
+}
+
+}  // namespace
+
 Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
-  if (fact.source_id <= 0 || fact.external_id.empty()) {
-    return invalid(path_, "upsertFact: a fact needs a source id and an external id");
+  // A savepoint: the row and its fact_keys / fact_order entries are written together or not at
+  // all, and a failure leaves an open Transaction usable.
+  auto counts = cache_->inWrite("upsertFact", Cache::Nested::Savepoint,
+                                [&] { return writeFacts(std::span<const FactRow>(&fact, 1), now); });
+  if (!counts) return counts.error();
+  if (counts->inserted > 0) return UpsertOutcome::Inserted;
+  if (counts->updated > 0) return UpsertOutcome::Updated;
+  return UpsertOutcome::Unchanged;
+}
+
+Result<UpsertCounts> Store::upsertFacts(std::span<const FactRow> facts, Instant now) {
+  if (facts.empty()) return UpsertCounts{};
+  // No savepoint: on a large batch it would copy every index page the batch touches. A failure
+  // part-way inside a Transaction instead leaves it able only to roll back.
+  auto counts = cache_->inWrite("upsertFacts", Cache::Nested::Join,
+                                [&] { return writeFacts(facts, now); });
+  if (!counts && cache_->tx_open && cache_->batch_started) cache_->tx_broken = true;
+  return counts;
+}
+
+Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant now) {
+  cache_->batch_started = false;
+  if (facts.size() > std::numeric_limits<std::uint32_t>::max()) {
+    return invalid(path_, "upsertFacts: too many facts in one batch");
   }
-  if (fact.lms_pass < -1 || fact.lms_pass > 1) {
-    return invalid(path_,
-                   "upsertFact: lms_pass must be -1, 0 or 1 (fact '" + fact.external_id + "')");
+  for (const FactRow& fact : facts) {
+    if (fact.source_id <= 0 || fact.external_id.empty()) {
+      return invalid(path_, "upsertFact: a fact needs a source id and an external id");
+    }
+    if (fact.lms_pass < -1 || fact.lms_pass > 1) {
+      return invalid(path_,
+                     "upsertFact: lms_pass must be -1, 0 or 1 (fact '" + fact.external_id + "')");
+    }
   }
-  const std::int64_t key = factKey(fact.external_id);
-  // U, T and P share one parameter layout; T binds only what it uses.
-  auto bind = [&](Stmt& stmt, bool all) {
-    stmt.bindInt(1, fact.source_id);
-    stmt.bindText(2, fact.external_id);
-    stmt.bindId(3, fact.person_id);
-    stmt.bindInstant(15, now);
-    stmt.bindInt(16, key);
-    if (!all) return;
-    stmt.bindText(4, fact.item);
-    stmt.bindText(5, fact.lms_item);
-    stmt.bindLiteral(6, kindText(fact.kind));
-    stmt.bindLiteral(7, statusText(fact.status));
-    stmt.bindInt(8, fact.lms_pass);
-    stmt.bindInt(9, fact.attempt);
-    stmt.bindDouble(10, fact.score);
-    stmt.bindDouble(11, fact.max_score);
-    stmt.bindInstant(12, fact.at);
-    stmt.bindInstant(13, fact.lms_expiry);
-    stmt.bindText(14, fact.location);
+  const auto n = static_cast<std::uint32_t>(facts.size());
+
+  // The batch in key order; a key's facts in arrival order.
+  struct Keyed {
+    std::int64_t source_id;
+    std::int64_t key;
+    std::uint32_t index;
   };
-  return cache_->inWrite("upsertFact", Cache::Nested::Join, [&]() -> Result<UpsertOutcome> {
-    {
-      auto upsert = cache_->stmt(kUpsertFact, "upsertFact");
-      if (!upsert) return upsert.error();
-      bind(*upsert, true);
-      // An upsert that updates leaves last_insert_rowid alone: zero it to tell the two apart.
-      sqlite3_set_last_insert_rowid(db_, 0);
-      if (auto ran = upsert->run(); !ran) return ran.error();
-      if (sqlite3_changes(db_) > 0) {
-        return sqlite3_last_insert_rowid(db_) != 0 ? UpsertOutcome::Inserted
-                                                   : UpsertOutcome::Updated;
-      }
-    }
-    {
-      auto touch = cache_->stmt(kTouchFact, "upsertFact");
-      if (!touch) return touch.error();
-      bind(*touch, false);
-      if (auto ran = touch->run(); !ran) return ran.error();
-      if (sqlite3_changes(db_) > 0) return UpsertOutcome::Unchanged;
-    }
-    auto rewrite = cache_->stmt(kRewriteFact, "upsertFact");
-    if (!rewrite) return rewrite.error();
-    bind(*rewrite, true);
-    if (auto ran = rewrite->run(); !ran) return ran.error();
-    if (sqlite3_changes(db_) == 0) {
-      // Another external id of this source owns the key: never overwrite it.
-      return invalid(path_, "upsertFact: fact key collision: external id '" + fact.external_id +
-                                "' hashes to the key of another fact of the same source; the "
-                                "fact was not stored");
-    }
-    return UpsertOutcome::Updated;
+  std::vector<Keyed> by_key;
+  by_key.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i)
+    by_key.push_back({facts[i].source_id, factKey(facts[i].external_id), i});
+  std::sort(by_key.begin(), by_key.end(), [](const Keyed& a, const Keyed& b) {
+    if (a.source_id != b.source_id) return a.source_id < b.source_id;
+    if (a.key != b.key) return a.key < b.key;
+    return a.index < b.index;
   });
+
+  // One run per distinct key: the row it names and that row's stored person and time.
+  struct Run {
+    std::int64_t source_id;
+    std::int64_t key;
+    std::uint32_t first;  // the key's first fact in the batch
+    bool exists = false;  // stored before this batch
+    std::int64_t fact_id = 0;
+    std::int64_t person_id = 0;
+    std::int64_t at = 0;
+  };
+  std::vector<Run> runs;
+  std::vector<std::uint32_t> run_of(n);
+  for (const Keyed& k : by_key) {
+    if (runs.empty() || runs.back().source_id != k.source_id || runs.back().key != k.key) {
+      runs.push_back({k.source_id, k.key, k.index});
+    } else if (facts[k.index].external_id != facts[runs.back().first].external_id) {
+      return factKeyCollision(path_, facts[k.index].external_id);
+    }
+    run_of[k.index] = static_cast<std::uint32_t>(runs.size() - 1);
+  }
+  by_key.clear();
+  by_key.shrink_to_fit();
+
+  // Which keys are stored: probed in key order, so the B-tree pages are visited in order.
+  {
+    auto probe = cache_->stmt(kProbeFactKey, "upsertFacts: find keys");
+    if (!probe) return probe.error();
+    for (Run& run : runs) {
+      probe->bindInt(1, run.source_id);
+      probe->bindInt(2, run.key);
+      auto row = probe->stepRow();
+      if (!row) return row.error();
+      if (*row) {
+        run.exists = true;
+        run.fact_id = probe->colInt(0);
+      }
+      probe->reset();
+    }
+  }
+  // The stored rows, in id order: a key owned by another external id is a collision.
+  std::vector<std::uint32_t> stored;
+  std::vector<std::uint32_t> fresh;
+  for (std::uint32_t r = 0; r < runs.size(); ++r) (runs[r].exists ? stored : fresh).push_back(r);
+  if (!stored.empty()) {
+    std::sort(stored.begin(), stored.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return runs[a].fact_id < runs[b].fact_id; });
+    auto state = cache_->stmt(kFactState, "upsertFacts: read stored facts");
+    if (!state) return state.error();
+    for (std::uint32_t r : stored) {
+      Run& run = runs[r];
+      state->bindInt(1, run.fact_id);
+      auto row = state->stepRow();
+      if (!row) return row.error();
+      if (!*row) {
+        return detail::corruptError(path_, "fact_keys names fact " + std::to_string(run.fact_id) +
+                                               ", which does not exist");
+      }
+      if (colView(*state, 0) != facts[run.first].external_id) {
+        return factKeyCollision(path_, facts[run.first].external_id);
+      }
+      run.person_id = state->colInt(1);
+      run.at = state->colInt(2);
+      state->reset();
+    }
+  }
+
+  // Everything is checked: from here on the batch writes.
+  cache_->batch_started = true;
+  UpsertCounts counts;
+
+  // New rows, appended in arrival order: the ids one-by-one upserts would have given them.
+  std::sort(fresh.begin(), fresh.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return runs[a].first < runs[b].first; });
+  if (!fresh.empty()) {
+    auto insert = cache_->stmt(kInsertFact, "upsertFacts: insert");
+    if (!insert) return insert.error();
+    for (std::uint32_t r : fresh) {
+      Run& run = runs[r];
+      const FactRow& fact = facts[run.first];
+      bindFact(*insert, fact, run.key, now);
+      if (auto ran = insert->run(); !ran) return ran.error();
+      insert->reset();
+      run.fact_id = sqlite3_last_insert_rowid(db_);
+      run.person_id = fact.person_id;
+      run.at = detail::toUnix(fact.at);
+      ++counts.inserted;
+    }
+    // Their keys, in key order (runs are in key order).
+    auto key = cache_->stmt(kInsertFactKey, "upsertFacts: insert keys");
+    if (!key) return key.error();
+    for (const Run& run : runs) {
+      if (run.exists) continue;
+      key->bindInt(1, run.source_id);
+      key->bindInt(2, run.key);
+      key->bindInt(3, run.fact_id);
+      if (auto ran = key->run(); !ran) return ran.error();
+      key->reset();
+    }
+    // Their place in person order, in that order.
+    struct Placed {
+      std::int64_t person_id, at, fact_id;
+      bool operator<(const Placed& o) const {
+        if (person_id != o.person_id) return person_id < o.person_id;
+        if (at != o.at) return at < o.at;
+        return fact_id < o.fact_id;
+      }
+    };
+    std::vector<Placed> placed;
+    placed.reserve(fresh.size());
+    for (std::uint32_t r : fresh)
+      if (runs[r].person_id != 0) placed.push_back({runs[r].person_id, runs[r].at, runs[r].fact_id});
+    fresh.clear();
+    fresh.shrink_to_fit();
+    std::sort(placed.begin(), placed.end());
+    auto order = cache_->stmt(kInsertFactOrder, "upsertFacts: insert person order");
+    if (!order) return order.error();
+    for (const Placed& p : placed) {
+      order->bindInt(1, p.person_id);
+      order->bindInt(2, p.at);
+      order->bindInt(3, p.fact_id);
+      if (auto ran = order->run(); !ran) return ran.error();
+      order->reset();
+    }
+  }
+
+  // The rest: facts whose key was stored, and repeats of a key within the batch, in row order
+  // (a key's facts keep their arrival order).
+  std::vector<std::pair<std::int64_t, std::uint32_t>> rest;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const Run& run = runs[run_of[i]];
+    if (!run.exists && run.first == i) continue;
+    rest.emplace_back(run.fact_id, i);
+  }
+  if (rest.empty()) return counts;
+  std::sort(rest.begin(), rest.end());
+  auto update = cache_->stmt(kUpdateFact, "upsertFacts: update");
+  if (!update) return update.error();
+  for (const auto& [fact_id, i] : rest) {
+    const FactRow& fact = facts[i];
+    Run& run = runs[run_of[i]];
+    bindFact(*update, fact, run.key, now);
+    update->bindInt(17, fact_id);
+    if (auto ran = update->run(); !ran) return ran.error();
+    update->reset();
+    if (sqlite3_changes(db_) == 0) {
+      auto touch = cache_->stmt(kTouchFact, "upsertFacts: touch");
+      if (!touch) return touch.error();
+      touch->bindInt(1, fact_id);
+      touch->bindInstant(2, now);
+      if (auto ran = touch->run(); !ran) return ran.error();
+      ++counts.unchanged;
+      continue;
+    }
+    ++counts.updated;
+    const std::int64_t at = detail::toUnix(fact.at);
+    if (run.person_id == fact.person_id && run.at == at) continue;
+    if (run.person_id != 0) {
+      auto drop = cache_->stmt(kDeleteFactOrder, "upsertFacts: move in person order");
+      if (!drop) return drop.error();
+      drop->bindInt(1, run.person_id);
+      drop->bindInt(2, run.at);
+      drop->bindInt(3, fact_id);
+      if (auto ran = drop->run(); !ran) return ran.error();
+    }
+    if (fact.person_id != 0) {
+      auto add = cache_->stmt(kInsertFactOrder, "upsertFacts: move in person order");
+      if (!add) return add.error();
+      add->bindInt(1, fact.person_id);
+      add->bindInt(2, at);
+      add->bindInt(3, fact_id);
+      if (auto ran = add->run(); !ran) return ran.error();
+    }
+    run.person_id = fact.person_id;
+    run.at = at;
+  }
+  return counts;
 }
 
 Status Store::forEachFact(const std::function<void(const FactRow&)>& fn) {
-  auto stmt = cache_->stmt(kAllFacts, "forEachFact");
-  if (!stmt) return stmt.error();
+  // Two statements: one snapshot, so that a writer on another connection cannot slip between.
+  auto scope = cache_->read("forEachFact");
+  if (!scope) return scope.error();
   FactRow fact;
-  for (;;) {
-    const int rc = stmt->step();
-    if (rc == SQLITE_DONE) return {};
-    if (rc != SQLITE_ROW) return stmt->error(rc);
-    if (auto read = readFact(*stmt, fact, path_); !read) return read;
-    fn(fact);
+  for (const char* sql : {kUnresolvedFacts, kAllFacts}) {
+    auto stmt = cache_->stmt(sql, "forEachFact");
+    if (!stmt) return stmt.error();
+    for (;;) {
+      const int rc = stmt->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return stmt->error(rc);
+      if (auto read = readFact(*stmt, fact, path_); !read) return read;
+      fn(fact);
+    }
   }
+  return scope->commit();
 }
 
 Result<std::vector<FactRow>> Store::factsOf(std::int64_t person_id) {

@@ -12,8 +12,9 @@
 //
 // Atomicity: begin() opens a Transaction; every write method called while one is open joins it
 // (multi-statement methods use a savepoint, so a failed call leaves no partial write and the
-// transaction usable). Called outside a Transaction, each write method is atomic on its own
-// (its own BEGIN IMMEDIATE ... COMMIT, i.e. one fsync each: batch hot paths in a Transaction).
+// transaction usable; upsertFacts is the one exception, see there). Called outside a
+// Transaction, each write method is atomic on its own (its own BEGIN IMMEDIATE ... COMMIT, i.e.
+// one fsync each: batch hot paths in a Transaction).
 //
 // Errors: Transient (database locked / busy past busy_timeout, disk full, I/O error), Corrupt
 // (SQLITE_CORRUPT / NOTADB anywhere), Conflict (documented per method), NotFound (an id that does
@@ -28,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -114,6 +116,13 @@ struct FactRow {
 // then updated too. Unchanged: none did; only last_seen moves forward (location and first_seen
 // keep the values of the delivery that set the current data).
 enum class UpsertOutcome { Inserted, Updated, Unchanged };
+
+// What upsertFacts did, one count per UpsertOutcome.
+struct UpsertCounts {
+  std::int64_t inserted = 0;
+  std::int64_t updated = 0;
+  std::int64_t unchanged = 0;
+};
 
 struct QuarantineRow {
   std::int64_t id = 0;
@@ -358,9 +367,19 @@ class Store {
   // --- learning facts
   // Idempotent upsert by (source_id, external_id); `now` becomes first_seen (on insert) and
   // last_seen. fact.id, first_seen and last_seen are ignored. person_id 0 = unresolved (NULL).
-  // Fast inside a Transaction (one cached statement; measured in the [.perf] test).
+  // Errors: Invalid (no source or external id, lms_pass out of range, or a key collision:
+  // another external id of the source has the same 64-bit key; nothing is stored then).
   Result<UpsertOutcome> upsertFact(const FactRow& fact, Instant now);
-  // Calls `fn` for every fact, ordered by person_id then at. Streams: O(1) memory.
+  // The same as upsertFact on each fact in order (same rows, same ids, same outcomes, a fact
+  // repeated within the batch included), done as one batch: new rows are appended in order and
+  // their key and person-order entries are merged in sorted order, which is what makes a large
+  // batch fast (bench_ingest). Invalid facts and key collisions are found before anything is
+  // written (Invalid, nothing stored). Outside a Transaction the batch is atomic. Inside one, an
+  // SQLite failure part-way (I/O, disk full) can leave part of the batch written: roll the
+  // Transaction back. Memory: O(batch) beyond the facts themselves.
+  Result<UpsertCounts> upsertFacts(std::span<const FactRow> facts, Instant now);
+  // Calls `fn` for every fact, ordered by person_id then at, from one snapshot. Streams: O(1)
+  // memory.
   // (Unresolved facts, person_id 0, come first; ties on `at` are ordered by id.) `fn` may read
   // from the store but must not write facts while the scan runs.
   Status forEachFact(const std::function<void(const FactRow&)>& fn);
@@ -483,6 +502,7 @@ class Store {
   friend class Transaction;
   Store(sqlite3* db, std::string path);
   struct Cache;
+  Result<UpsertCounts> writeFacts(std::span<const FactRow> facts, Instant now);
 
   sqlite3* db_ = nullptr;
   std::string path_;

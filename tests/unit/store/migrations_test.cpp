@@ -241,6 +241,52 @@ TEST_CASE("Migrations apply in order, only those not yet applied", "[unit][store
   CHECK(raw.integer("SELECT applied_at FROM schema_migrations WHERE version = 2") == 1'700'000'000);
 }
 
+TEST_CASE("A database with facts from before migration 5 keeps them, their ids and their order",
+          "[unit][store]") {
+  TempDir dir;
+  const auto path = dir.file("state.db");
+  {
+    RawDb raw(path);
+    REQUIRE(raw.exec("PRAGMA foreign_keys = ON") == SQLITE_OK);
+    const auto all = detail::migrations();
+    REQUIRE(all.size() >= 5);
+    REQUIRE(all[4].version == 5);
+    REQUIRE(valueOf(detail::migrate(raw.get(), path, all.first(4), kNow)) == 4);
+    REQUIRE(raw.exec("INSERT INTO sources (id, name, kind) VALUES (1, 'lms', 'csv');"
+                     "INSERT INTO persons (id, key, first_seen, updated_at) VALUES"
+                     " (1, 'e1', 0, 0), (2, 'e2', 0, 0);") == SQLITE_OK);
+    // Ids out of arrival order on purpose, a tie on `at`, and a fact of no known person.
+    const char* rows[] = {"(5, 'p2-late', 22, 2, 900)", "(7, 'p1-tie', 11, 1, 800)",
+                          "(3, 'p1-late', 12, 1, 800)", "(9, 'unresolved', 30, NULL, 999)",
+                          "(4, 'p1-early', 13, 1, 100)"};
+    for (const char* row : rows) {
+      REQUIRE(raw.exec(std::string("INSERT INTO facts (id, external_id, ext_key, person_id, at,"
+                                   " source_id, item, kind, status, lms_pass, attempt,"
+                                   " first_seen, last_seen) SELECT *, 1, 'M1', 'completion',"
+                                   " 'completed', -1, 0, 5, 5 FROM (VALUES ") +
+                       row + ")") == SQLITE_OK);
+    }
+  }
+  auto store = openOk(path);
+  CHECK(store->schemaVersion() == Store::latestSchemaVersion());
+  std::vector<std::string> seen;
+  requireOk(store->forEachFact([&](const FactRow& f) {
+    seen.push_back(f.external_id + "#" + std::to_string(f.id) + "@" + std::to_string(f.person_id));
+  }));
+  CHECK(seen == std::vector<std::string>{"unresolved#9@0", "p1-early#4@1", "p1-late#3@1",
+                                         "p1-tie#7@1", "p2-late#5@2"});
+  RawDb raw(path);
+  CHECK(raw.integer("SELECT count(*) FROM fact_keys") == 5);
+  CHECK(raw.integer("SELECT count(*) FROM fact_order") == 4);
+  CHECK(raw.joined("SELECT name FROM sqlite_schema WHERE tbl_name = 'facts' AND type = 'index'"
+                   " ORDER BY name", 0) == "facts_unresolved");
+  CHECK(raw.integer("SELECT fact_id FROM fact_keys WHERE source_id = 1 AND ext_key = 11") == 7);
+  auto found = valueOf(store->factsOf(1));
+  REQUIRE(found.size() == 3);
+  CHECK(found[2].external_id == "p1-tie");
+  CHECK(found[2].id == 7);
+}
+
 TEST_CASE("A failing migration is rolled back and leaves the version unchanged", "[unit][store]") {
   TempDir dir;
   const auto path = dir.file("m.db");

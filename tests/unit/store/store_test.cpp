@@ -179,13 +179,196 @@ TEST_CASE("forEachFact streams every fact ordered by person then time", "[unit][
   CHECK(seen == std::vector<std::string>{"unresolved", "p1-early", "p1-late", "p1-tie", "p2-early",
                                          "p2-late"});
 
-  // The order comes from the index, not from a sort of the whole table (O(1) memory).
+  // The order comes from fact_order and facts_unresolved, not from a sort of the whole table
+  // (O(1) memory).
   RawDb raw(f.path);
-  const auto plan =
-      raw.joined("EXPLAIN QUERY PLAN SELECT * FROM facts ORDER BY person_id, at, id", 3);
+  const auto plan = raw.joined(
+      "EXPLAIN QUERY PLAN SELECT f.* FROM fact_order o JOIN facts f ON f.id = o.fact_id"
+      " ORDER BY o.person_id, o.at, o.fact_id",
+      3);
   INFO(plan);
-  CHECK(plan.find("facts_by_person_at") != std::string::npos);
+  CHECK(plan.find("SCAN o") != std::string::npos);
   CHECK(plan.find("TEMP B-TREE") == std::string::npos);
+  const auto unresolved = raw.joined(
+      "EXPLAIN QUERY PLAN SELECT * FROM facts WHERE person_id IS NULL ORDER BY at, id", 3);
+  INFO(unresolved);
+  CHECK(unresolved.find("facts_unresolved") != std::string::npos);
+  CHECK(unresolved.find("TEMP B-TREE") == std::string::npos);
+}
+
+// Every row of the fact tables, in a fixed order, as text (to compare two stores).
+std::string factTables(const std::string& path) {
+  RawDb raw(path);
+  return raw.joined(
+             "SELECT id || ',' || source_id || ',' || external_id || ',' || ext_key || ',' ||"
+             " ifnull(person_id, 'null') || ',' || item || ',' || lms_item || ',' || kind || ',' ||"
+             " status || ',' || lms_pass || ',' || attempt || ',' || ifnull(score, 'null') || ','"
+             " || ifnull(max_score, 'null') || ',' || at || ',' || ifnull(lms_expiry, 'null') ||"
+             " ',' || location || ',' || first_seen || ',' || last_seen FROM facts ORDER BY id",
+             0) +
+         "\nkeys: " +
+         raw.joined("SELECT source_id || ',' || ext_key || ',' || fact_id FROM fact_keys"
+                    " ORDER BY source_id, ext_key",
+                    0) +
+         "\norder: " +
+         raw.joined("SELECT person_id || ',' || at || ',' || fact_id FROM fact_order"
+                    " ORDER BY person_id, at, fact_id",
+                    0);
+}
+
+TEST_CASE("A batch upsert stores the same rows, ids and outcomes as one upsert per fact",
+          "[unit][store]") {
+  Fixture one;
+  Fixture batch;
+  std::vector<std::int64_t> persons;
+  for (const char* key : {"e1", "e2", "e3"}) {
+    const auto a = valueOf(one.store->upsertPerson(makePerson(key, key, "")));
+    const auto b = valueOf(batch.store->upsertPerson(makePerson(key, key, "")));
+    REQUIRE(a == b);
+    persons.push_back(a);
+  }
+  const auto second_source = valueOf(one.store->ensureSource("lms-2", "csv"));
+  REQUIRE(valueOf(batch.store->ensureSource("lms-2", "csv")) == second_source);
+
+  // Three deliveries: new facts in date order, repeats inside a batch (same, changed),
+  // late and re-dated facts, a changed person, a fact of no known person that is resolved later
+  // and one that loses its person, and the same external id in two sources.
+  std::vector<std::vector<FactRow>> deliveries(3);
+  auto fact = [&](std::int64_t source, const std::string& id, std::size_t person, std::int64_t when,
+                  double score = 80) {
+    return makeFact(source, id, person < persons.size() ? persons[person] : 0, when, score);
+  };
+  deliveries[0] = {fact(one.source, "a", 0, 100), fact(one.source, "b", 1, 90),
+                   fact(one.source, "c", 2, 110), fact(one.source, "a", 0, 100),
+                   fact(one.source, "d", 9, 120), fact(one.source, "b", 1, 90, 95),
+                   fact(second_source, "a", 1, 100), fact(one.source, "e", 0, 100),
+                   fact(one.source, "f", 1, 130)};
+  deliveries[1] = {fact(one.source, "g", 0, 50), fact(one.source, "c", 2, 110),
+                   fact(one.source, "a", 1, 100), fact(one.source, "d", 2, 120),
+                   fact(one.source, "e", 0, 105), fact(one.source, "h", 2, 60),
+                   fact(one.source, "f", 9, 130), fact(one.source, "g", 0, 50)};
+  deliveries[2] = {fact(one.source, "f", 1, 130), fact(one.source, "i", 9, 10),
+                   fact(one.source, "c", 2, 110, 70), fact(one.source, "c", 2, 110, 70)};
+  deliveries[1][3].lms_expiry = at(9000);
+  deliveries[2][0].location = "other.csv:9";
+
+  std::int64_t step = 0;
+  for (const auto& delivery : deliveries) {
+    const auto now = kNow + core::Seconds{60 * ++step};
+    UpsertCounts expected;
+    for (const auto& f : delivery) {
+      switch (valueOf(one.store->upsertFact(f, now))) {
+        case UpsertOutcome::Inserted: ++expected.inserted; break;
+        case UpsertOutcome::Updated: ++expected.updated; break;
+        case UpsertOutcome::Unchanged: ++expected.unchanged; break;
+      }
+    }
+    auto tx = valueOf(batch.store->begin());
+    const auto got = valueOf(batch.store->upsertFacts(delivery, now));
+    requireOk(tx.commit());
+    CHECK(got.inserted == expected.inserted);
+    CHECK(got.updated == expected.updated);
+    CHECK(got.unchanged == expected.unchanged);
+  }
+  const std::string rows = factTables(one.path);
+  INFO(rows);
+  CHECK(rows == factTables(batch.path));
+  CHECK(valueOf(batch.store->countFacts()) == 10);
+  // What the two tables say is what the scans return.
+  std::vector<std::string> scan_one, scan_batch;
+  requireOk(one.store->forEachFact([&](const FactRow& r) {
+    scan_one.push_back(r.external_id + "@" + std::to_string(r.person_id));
+  }));
+  requireOk(batch.store->forEachFact([&](const FactRow& r) {
+    scan_batch.push_back(r.external_id + "@" + std::to_string(r.person_id));
+  }));
+  CHECK(scan_one == scan_batch);
+  CHECK(scan_batch.front() == "i@0");  // the one fact of no known person comes first
+}
+
+TEST_CASE("A fact repeated in one batch is inserted once and then updated or left unchanged",
+          "[unit][store]") {
+  Fixture f;
+  const auto p = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  std::vector<FactRow> facts = {makeFact(f.source, "x", p, 100), makeFact(f.source, "x", p, 100),
+                                makeFact(f.source, "x", p, 200)};
+  const auto counts = valueOf(f.store->upsertFacts(facts, kNow));
+  CHECK(counts.inserted == 1);
+  CHECK(counts.unchanged == 1);
+  CHECK(counts.updated == 1);
+  const auto stored = valueOf(f.store->factsOf(p));
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].at == at(200));
+  RawDb raw(f.path);
+  CHECK(raw.integer("SELECT count(*) FROM fact_order") == 1);
+  CHECK(raw.integer("SELECT at FROM fact_order") == 200);
+}
+
+TEST_CASE("A key that belongs to another external id is refused before the batch writes",
+          "[unit][store]") {
+  Fixture f;
+  valueOf(f.store->upsertFact(makeFact(f.source, "a", 0, 100), kNow));
+  {
+    // Make "b" hash, as far as the store can tell, to the key of "a".
+    RawDb raw(f.path);
+    valueOf(f.store->upsertFact(makeFact(f.source, "b", 0, 100), kNow));
+    const auto b_key = raw.integer("SELECT ext_key FROM facts WHERE external_id = 'b'");
+    REQUIRE(raw.exec("DELETE FROM facts WHERE external_id = 'b'") == SQLITE_OK);
+    REQUIRE(raw.exec("DELETE FROM fact_keys WHERE ext_key = " + std::to_string(b_key)) == SQLITE_OK);
+    REQUIRE(raw.exec("UPDATE fact_keys SET ext_key = " + std::to_string(b_key)) == SQLITE_OK);
+  }
+  auto tx = valueOf(f.store->begin());
+  std::vector<FactRow> facts = {makeFact(f.source, "c", 0, 100), makeFact(f.source, "b", 0, 100)};
+  auto refused = f.store->upsertFacts(facts, kNow);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::Invalid);
+  CHECK(refused.error().describe().find("collision") != std::string::npos);
+  // Nothing was written and the transaction is still usable.
+  valueOf(f.store->upsertFact(makeFact(f.source, "d", 0, 100), kNow));
+  requireOk(tx.commit());
+  RawDb raw(f.path);
+  CHECK(raw.joined("SELECT external_id FROM facts ORDER BY id", 0) == "a | d");
+}
+
+TEST_CASE("A batch that fails part-way leaves its transaction only able to roll back",
+          "[unit][store]") {
+  Fixture f;
+  const auto p = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  valueOf(f.store->upsertFact(makeFact(f.source, "kept", p, 1), kNow));
+  {
+    auto tx = valueOf(f.store->begin());
+    valueOf(f.store->upsertFact(makeFact(f.source, "same-unit", p, 2), kNow));
+    // Person 999 does not exist: the person foreign key fails after the rows were appended.
+    std::vector<FactRow> facts = {makeFact(f.source, "new", p, 3),
+                                  makeFact(f.source, "orphan", 999, 4)};
+    auto failed = f.store->upsertFacts(facts, kNow);
+    REQUIRE_FALSE(failed.ok());
+    auto later = f.store->upsertFact(makeFact(f.source, "later", p, 5), kNow);
+    REQUIRE_FALSE(later.ok());
+    CHECK(later.error().describe().find("roll") != std::string::npos);
+    auto committed = tx.commit();
+    REQUIRE_FALSE(committed.ok());
+  }
+  RawDb raw(f.path);
+  CHECK(raw.joined("SELECT external_id FROM facts ORDER BY id", 0) == "kept");
+  CHECK(raw.integer("SELECT count(*) FROM fact_keys") == 1);
+  CHECK(raw.integer("SELECT count(*) FROM fact_order") == 1);
+  // The store is usable again once the transaction is gone.
+  valueOf(f.store->upsertFact(makeFact(f.source, "after", p, 6), kNow));
+  CHECK(valueOf(f.store->countFacts()) == 2);
+}
+
+TEST_CASE("A failed single upsert inside a transaction writes nothing and keeps it usable",
+          "[unit][store]") {
+  Fixture f;
+  const auto p = valueOf(f.store->upsertPerson(makePerson("e1", "e1", "")));
+  auto tx = valueOf(f.store->begin());
+  REQUIRE_FALSE(f.store->upsertFact(makeFact(f.source, "orphan", 999, 4), kNow).ok());
+  valueOf(f.store->upsertFact(makeFact(f.source, "ok", p, 5), kNow));
+  requireOk(tx.commit());
+  RawDb raw(f.path);
+  CHECK(raw.joined("SELECT external_id FROM facts ORDER BY id", 0) == "ok");
+  CHECK(raw.integer("SELECT count(*) FROM fact_keys") == 1);
 }
 
 TEST_CASE("The store can be read from inside a forEachFact callback", "[unit][store]") {
