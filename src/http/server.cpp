@@ -190,6 +190,14 @@ struct Server::Impl {
   ServerOptions options;
   httplib::Server server;
   std::map<std::string, std::map<Method, Handler>> routes;
+  std::map<std::string, std::map<Method, Handler>> prefix_routes;
+
+  // The path as log lines show it: a segment under a prefix route is left out.
+  std::string shownPath(const std::string& path) const {
+    for (const auto& entry : prefix_routes)
+      if (path.rfind(entry.first, 0) == 0) return entry.first + "\u2026";
+    return path;
+  }
   std::thread acceptor;
   std::atomic<int> socket{-1};
   int port = 0;
@@ -243,6 +251,10 @@ void Server::route(Method method, const std::string& path, Handler handler) {
   impl_->routes[path][method] = std::move(handler);
 }
 
+void Server::routePrefix(Method method, const std::string& prefix, Handler handler) {
+  impl_->prefix_routes[prefix][method] = std::move(handler);
+}
+
 core::Status Server::start() {
   Impl& d = *impl_;
   if (d.started) return core::makeError(core::ErrorKind::Internal, "http server started twice");
@@ -277,7 +289,7 @@ core::Status Server::start() {
       }));
   svr.set_exception_handler([&d](const httplib::Request& req, httplib::Response& res,
                                  std::exception_ptr) {
-    d.log("http: " + req.method + " " + req.path + ": handler failed");
+    d.log("http: " + req.method + " " + d.shownPath(req.path) + ": handler failed");
     const Response e = jsonError(500, "internal_error");
     res.status = 500;
     res.set_content(e.body, e.content_type);
@@ -285,11 +297,16 @@ core::Status Server::start() {
   svr.set_logger([&d](const httplib::Request& req, const httplib::Response& res) {
     ++d.served;
     if (d.options.log)
-      d.log("http: " + req.method + " " + req.path + " " + std::to_string(res.status) +
+      d.log("http: " + req.method + " " + d.shownPath(req.path) + " " +
+            std::to_string(res.status) +
             " from " + req.remote_addr);
   });
-  for (const auto& [path, methods] : d.routes) {
-    const std::string pattern = regexEscape(path);
+  std::vector<std::pair<std::string, const std::map<Method, Handler>*>> patterns;
+  for (const auto& [path, methods] : d.routes) patterns.emplace_back(regexEscape(path), &methods);
+  for (const auto& [prefix, methods] : d.prefix_routes)
+    patterns.emplace_back(regexEscape(prefix) + "[A-Za-z0-9_-]{1,128}", &methods);
+  for (const auto& [pattern, methods_ptr] : patterns) {
+    const std::map<Method, Handler>& methods = *methods_ptr;
     auto handler = [&d, &methods = methods](const httplib::Request& req, httplib::Response& res) {
       d.serve(methods, req, res);
     };

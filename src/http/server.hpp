@@ -106,6 +106,10 @@ class Server {
 
   // Registers `handler` for `method` and exactly `path`. Before start() only.
   void route(Method method, const std::string& path, Handler handler);
+  // Registers `handler` for `method` and every path `prefix` + one segment of 1 to 128
+  // characters [A-Za-z0-9_-] (e.g. "/pickup/" + an id). The segment may be a credential: log
+  // lines show such paths as `prefix` + "…". Before start() only.
+  void routePrefix(Method method, const std::string& prefix, Handler handler);
 
   core::Status start();
   void stop();
