@@ -1055,7 +1055,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   pl_approve->add_option("--by", pl_by, "who approves")->required();
   pl_approve->add_option("--reason", pl_reason, "why the removals are right (kept in the audit trail)")->required();
 
-  auto* serve_cmd = app.add_subcommand("serve", "serve the token authority's HTTP endpoints (/auth/verify, /oauth2/introspect, /healthz) until SIGTERM or SIGINT");
+  auto* serve_cmd = app.add_subcommand("serve", "serve the token authority's HTTP endpoints (/auth/verify, /oauth2/introspect, /healthz, and /pickup/ with delivery.email) until SIGTERM or SIGINT");
   std::string sv_listen;
   bool sv_access_log = false;
   serve_cmd->add_option("--listen", sv_listen, "HOST:PORT instead of http.listen");

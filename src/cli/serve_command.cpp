@@ -6,6 +6,8 @@
 #include <mutex>
 #include <utility>
 
+#include "connectors/delivery/pickup_box.hpp"
+#include "connectors/delivery/pickup_endpoint.hpp"
 #include "connectors/gateway/builtin/token_authority.hpp"
 #include "http/token_endpoints.hpp"
 #include "store/store.hpp"
@@ -14,6 +16,7 @@ namespace certgate::cli {
 
 struct AuthorityServer::Impl {
   std::unique_ptr<connectors::builtin::TokenAuthority> authority;
+  std::unique_ptr<connectors::delivery::PickupEndpoint> pickups;
   std::unique_ptr<http::Server> server;
 };
 
@@ -25,6 +28,17 @@ core::Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(
     AuthorityServerOptions options) {
   auto store = store::Store::open(options.store_path);
   if (!store) return store.error();
+  std::unique_ptr<connectors::delivery::PickupEndpoint> pickups;
+  if (!options.pickup_key.empty()) {
+    auto pickup_store = store::Store::open(options.store_path);
+    if (!pickup_store) return pickup_store.error();
+    connectors::delivery::PickupEndpointOptions po;
+    po.key = std::move(options.pickup_key);
+    po.clock = options.clock;
+    po.log = options.log;
+    pickups = std::make_unique<connectors::delivery::PickupEndpoint>(std::move(*pickup_store),
+                                                                     std::move(po));
+  }
   auto authority =
       connectors::builtin::TokenAuthority::create(std::move(*store), std::move(options.clock));
   if (!authority) return authority.error();
@@ -35,6 +49,10 @@ core::Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(
   endpoints.introspection_secret = std::move(options.introspection_secret);
   endpoints.accept_api_key_header = options.accept_api_key_header;
   http::mountTokenEndpoints(*impl->server, *impl->authority, std::move(endpoints));
+  if (pickups) {
+    impl->pickups = std::move(pickups);
+    impl->pickups->mount(*impl->server);
+  }
   if (auto started = impl->server->start(); !started) return started.error();
   return std::unique_ptr<AuthorityServer>(new AuthorityServer(std::move(impl)));
 }
@@ -70,6 +88,7 @@ int cmdServe(Io& io, const std::string& config, const std::string& listen_overri
     err << line << '\n';
   };
   if (access_log) options.server.log = log;
+  options.log = log;
   if (!s->http.introspection_secret.empty()) {
     auto secret = settings::readSecret(s->http.introspection_secret, s->base_dir);
     if (!secret) return failWith(io, secret.error(), kConfigInvalid);
@@ -84,7 +103,16 @@ int cmdServe(Io& io, const std::string& config, const std::string& listen_overri
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
 
+  if (s->delivery.email) {
+    auto key_text = settings::readSecret(s->delivery.email->encryption_key, s->base_dir);
+    if (!key_text) return failWith(io, key_text.error(), kConfigInvalid);
+    auto key = connectors::delivery::decodePickupKey(*key_text);
+    if (!key) return failWith(io, key.error(), kConfigInvalid);
+    options.pickup_key = std::move(*key);
+  }
+
   const bool introspection = !options.introspection_secret.empty();
+  const bool pickups = !options.pickup_key.empty();
   auto server = AuthorityServer::start(std::move(options));
   if (!server) {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
@@ -96,7 +124,8 @@ int cmdServe(Io& io, const std::string& config, const std::string& listen_overri
   }
   log("certgate serve: listening on " + (*server)->address() + " (" +
       std::to_string((*server)->liveTokens()) + " live tokens; introspection " +
-      (introspection ? "enabled" : "disabled: set http.introspection_secret") + ")");
+      (introspection ? "enabled" : "disabled: set http.introspection_secret") +
+      (pickups ? "; pickup links /pickup/ enabled" : "") + ")");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

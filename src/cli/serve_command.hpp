@@ -1,10 +1,13 @@
 #pragma once
 // `certgate serve`: certgate's HTTP server in the foreground (the token authority's endpoints
-// /oauth2/introspect and /auth/verify, and /healthz) until SIGTERM or SIGINT.
+// /oauth2/introspect and /auth/verify, /healthz, and the pickup links of delivery: email,
+// GET/POST /pickup/<id>, when delivery.email is configured) until SIGTERM or SIGINT.
 // AuthorityServer is the same server for tests and benchmarks, started in-process.
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cli/context.hpp"
 #include "core/result.hpp"
@@ -19,10 +22,14 @@ struct AuthorityServerOptions {
   std::string introspection_secret;  // empty: /oauth2/introspect refuses every caller
   bool accept_api_key_header = true;
   std::shared_ptr<const ports::Clock> clock;  // null: the system clock
+  // The decoded delivery.email.encryption_key: /pickup/<id> is served (over a store connection
+  // of its own). Empty: no pickup endpoint.
+  std::string pickup_key;
+  std::function<void(std::string_view)> log;  // operational errors (a pickup that cannot open)
 };
 
 // The token authority over its own store connection (TokenAuthority) behind an http::Server
-// with the token endpoints mounted. Thread-safe to query; stop() (or the destructor) ends it.
+// with the token endpoints (and, with a pickup_key, the pickup endpoint) mounted. Thread-safe to query; stop() (or the destructor) ends it.
 class AuthorityServer {
  public:
   // Opens the store, loads the token index, binds and starts serving. Errors: the store's

@@ -9,6 +9,7 @@
 
 #include "cli/render.hpp"
 #include "connectors/common/webhook_signature.hpp"
+#include "connectors/delivery/email_delivery.hpp"
 #include "connectors/delivery/webhook_delivery.hpp"
 #include "connectors/registry.hpp"
 
@@ -89,6 +90,46 @@ std::optional<Gateways> buildGateways(Io& io, const settings::Settings& s, store
     o.retry.max_attempts = 3;
     auto d = std::make_unique<connectors::delivery::WebhookDelivery>(std::move(o));
     deliveries["webhook"] = d.get();
+    g.deliveries.push_back(std::move(d));
+  }
+  if (s.delivery.email) {
+    const settings::EmailDelivery& m = *s.delivery.email;
+    auto key_text = settings::readSecret(m.encryption_key, s.base_dir);
+    if (!key_text) {
+      io.err << "error: delivery.email.encryption_key: " << key_text.error().describe() << '\n';
+      code = kConfigInvalid;
+      return std::nullopt;
+    }
+    redactor->add(*key_text);
+    auto key = connectors::delivery::decodePickupKey(*key_text);
+    if (!key) {
+      io.err << "error: delivery.email.encryption_key (" << m.encryption_key.describe()
+             << "): " << key.error().describe() << '\n';
+      code = kConfigInvalid;
+      return std::nullopt;
+    }
+    connectors::delivery::EmailOptions o;
+    o.smtp.url = m.smtp_url;
+    o.smtp.from = m.from;
+    o.smtp.username = m.username;
+    if (!m.password.empty()) {
+      auto password = settings::readSecret(m.password, s.base_dir);
+      if (!password) {
+        io.err << "error: delivery.email.password: " << password.error().describe() << '\n';
+        code = kConfigInvalid;
+        return std::nullopt;
+      }
+      redactor->add(*password);
+      o.smtp.password = std::move(*password);
+    }
+    o.smtp.ca_file = m.ca_file;
+    o.smtp.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m.timeout);
+    o.pickup_base_url = m.pickup_base_url;
+    o.pickup_ttl = m.pickup_ttl;
+    o.subject = m.subject;
+    o.key = std::move(*key);
+    auto d = std::make_unique<connectors::delivery::EmailDelivery>(std::move(o), store);
+    deliveries["email"] = d.get();
     g.deliveries.push_back(std::move(d));
   }
   g.reconciler =
