@@ -203,5 +203,148 @@ TEST_CASE("Gateway and token grant mistakes say where and what to do", "[unit][s
   }
 }
 
+constexpr const char* kEmailDelivery =
+    "delivery:\n"
+    "  email:\n"
+    "    smtp_url: smtp://smtp.example.org:587\n"
+    "    from: certgate@example.org\n"
+    "    username: certgate\n"
+    "    password: { credential: smtp-password }\n"
+    "    pickup_base_url: https://certgate.example.org/\n"
+    "    pickup_ttl: 48h\n"
+    "    encryption_key: { credential: pickup-key }\n"
+    "    subject: Your token\n"
+    "    timeout: 20s\n";
+
+TEST_CASE("delivery.email loads, and token grants may then deliver by email", "[unit][settings]") {
+  GatewayConfig c(std::string(kGateway) + kEmailDelivery,
+                  "grants:\n  - track: GENAI_BUILDER\n"
+                  "    tokens: [{ scope: b, delivery: email }]\n");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  INFO(testing::allMessages(errors));
+  REQUIRE(s.ok());
+  REQUIRE(s->delivery.email);
+  const EmailDelivery& m = *s->delivery.email;
+  CHECK(m.smtp_url == "smtp://smtp.example.org:587");
+  CHECK(m.from == "certgate@example.org");
+  CHECK(m.username == "certgate");
+  CHECK(m.password.credential == "smtp-password");
+  CHECK(m.pickup_base_url == "https://certgate.example.org");  // trailing '/' dropped
+  CHECK(m.pickup_ttl.count() == 48 * 3600);
+  CHECK(m.encryption_key.credential == "pickup-key");
+  CHECK(m.subject == "Your token");
+  CHECK(m.timeout.count() == 20);
+  const TrackGrants* builder = grantsOf(*s, "GENAI_BUILDER");
+  REQUIRE(builder);
+  REQUIRE(builder->tokens.size() == 1);
+  CHECK(builder->tokens[0].delivery == Delivery::Email);
+}
+
+TEST_CASE("delivery.email defaults: a 24h pickup, a 30s timeout, no SMTP login",
+          "[unit][settings]") {
+  GatewayConfig c(std::string(kGateway) +
+                      "delivery: { email: { smtps_url_is_not_a_key: 1 } }\n",
+                  "grants:\n  - track: GENAI_BUILDER\n    tokens: [{ scope: b }]\n");
+  std::vector<core::Error> errors;
+  REQUIRE_FALSE(c.load(errors).ok());
+  CHECK(findError(errors, "smtps_url_is_not_a_key"));
+
+  GatewayConfig ok(std::string(kGateway) +
+                       "delivery: { email: { smtp_url: 'smtps://smtp.example.org', from: "
+                       "a@example.org, pickup_base_url: 'https://c.example.org', "
+                       "encryption_key: { file: key } } }\n",
+                   "grants:\n  - track: GENAI_BUILDER\n    tokens: [{ scope: b }]\n");
+  std::vector<core::Error> none;
+  auto s = ok.load(none);
+  INFO(testing::allMessages(none));
+  REQUIRE(s.ok());
+  REQUIRE(s->delivery.email);
+  CHECK(s->delivery.email->pickup_ttl.count() == 86400);
+  CHECK(s->delivery.email->timeout.count() == 30);
+  CHECK(s->delivery.email->username.empty());
+  CHECK(s->delivery.email->password.empty());
+}
+
+TEST_CASE("delivery.email mistakes say where and what to do", "[unit][settings]") {
+  struct Case {
+    const char* reason;
+    const char* email;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"a grant delivers by email but delivery.email is missing", nullptr,
+       "delivers by email but delivery.email is not configured"},
+      {"another scheme than smtp or smtps",
+       "{ smtp_url: 'http://smtp.example.org', from: a@example.org, pickup_base_url: "
+       "'https://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.smtp_url must be smtps:// or smtp://"},
+      {"a pickup link over plain http off loopback",
+       "{ smtp_url: 'smtps://smtp.example.org', from: a@example.org, pickup_base_url: "
+       "'http://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.pickup_base_url must be https://"},
+      {"a sender that is not an address",
+       "{ smtp_url: 'smtps://smtp.example.org', from: certgate, pickup_base_url: "
+       "'https://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.from 'certgate' is not an email address"},
+      {"the key written inline (a secret in the config file)",
+       "{ smtp_url: 'smtps://smtp.example.org', from: a@example.org, pickup_base_url: "
+       "'https://c.example.org', encryption_key: c2VjcmV0 }",
+       "delivery.email.encryption_key"},
+      {"no encryption key at all",
+       "{ smtp_url: 'smtps://smtp.example.org', from: a@example.org, pickup_base_url: "
+       "'https://c.example.org' }",
+       "encryption_key"},
+      {"a login without a password",
+       "{ smtp_url: 'smtps://smtp.example.org', from: a@example.org, username: u, "
+       "pickup_base_url: 'https://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.username is set but password is not"},
+      {"a pickup ttl of one minute",
+       "{ smtp_url: 'smtps://smtp.example.org', from: a@example.org, pickup_ttl: 1m, "
+       "pickup_base_url: 'https://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.pickup_ttl must be between 10m and 30d"},
+      {"an smtp url without a host",
+       "{ smtp_url: 'smtp://:25', from: a@example.org, "
+       "pickup_base_url: 'https://c.example.org', encryption_key: { file: k } }",
+       "delivery.email.smtp_url names no host"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.reason);
+    GatewayConfig config(
+        std::string(kGateway) +
+            (c.email ? std::string("delivery:\n  email: ") + c.email + "\n" : std::string()),
+        "grants:\n  - track: GENAI_BUILDER\n    tokens: [{ scope: b, delivery: email }]\n");
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(config.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    const core::Error* e = findError(errors, c.expected);
+    REQUIRE(e);
+    CHECK(e->where.find(c.email ? "certgate.yaml:" : "grants.yaml:") != std::string::npos);
+  }
+}
+
+TEST_CASE("delivery.email accepts plain smtp:// and http:// pickup links to loopback only",
+          "[unit][settings]") {
+  GatewayConfig c(std::string(kGateway) +
+                      "delivery: { email: { smtp_url: 'smtp://127.0.0.1:2525', from: "
+                      "a@example.org, pickup_base_url: 'http://127.0.0.1:9464', "
+                      "encryption_key: { file: key } } }\n",
+                  "grants:\n  - track: GENAI_BUILDER\n    tokens: [{ scope: b, delivery: email }]\n");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  INFO(testing::allMessages(errors));
+  REQUIRE(s.ok());
+  CHECK(s->delivery.email->pickup_base_url == "http://127.0.0.1:9464");
+
+  GatewayConfig lookalike(std::string(kGateway) +
+                              "delivery: { email: { smtp_url: 'smtps://smtp.example.org', from: "
+                              "a@example.org, pickup_base_url: 'http://127.0.0.1.example.org', "
+                              "encryption_key: { file: key } } }\n",
+                          "grants:\n  - track: GENAI_BUILDER\n    tokens: [{ scope: b }]\n");
+  std::vector<core::Error> refused;
+  REQUIRE_FALSE(lookalike.load(refused).ok());
+  CHECK(findError(refused, "delivery.email.pickup_base_url must be https://"));
+}
+
 }  // namespace
 }  // namespace certgate::settings
