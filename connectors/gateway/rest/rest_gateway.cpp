@@ -617,6 +617,8 @@ core::Result<ports::IssuedToken> RestGateway::issue(const ports::IssueRequest& r
     auto resp = exchange(cfg_.issue_method, url, &body, Repeat::OnlyRateLimited, key);
     // Unless answered otherwise below, the token may exist although no answer said so.
     if (!resp) {
+      // A refused certificate or a bad URL never reached the API.
+      if (resp.error().kind != ErrorKind::Transient) return resp.error();
       last = resp.error();
     } else if (resp->status >= 200 && resp->status < 300) {
       const Json doc = Json::parse(resp->body, nullptr, false);

@@ -218,6 +218,15 @@ struct TokenApiFake::State {
     for (; i < matching.size() && items.size() < static_cast<std::size_t>(limit); ++i)
       items.push_back(view(*matching[i]));
     const Json next = i < matching.size() ? Json("c_" + matching[i - 1]->id) : Json();
+    if (opt.link_header && !next.is_null()) {
+      std::string query;
+      for (const auto& [k, v] : req.params) {
+        if (k == "cursor") continue;
+        query += (query.empty() ? "" : "&") + k + "=" + httplib::detail::encode_query_param(v);
+      }
+      query += (query.empty() ? "" : "&") + std::string("cursor=") + next.get<std::string>();
+      res.set_header("Link", "<" + base + "/v1/tokens?" + query + ">; rel=\"next\"");
+    }
     res.status = 200;
     res.set_content(Json{{"items", items}, {"next_cursor", next}}.dump(), kJson);
   }

@@ -16,7 +16,8 @@
 //     409 {"error": {"code": "conflict", ...}} when an unrevoked token has that name.
 //   GET /v1/tokens?name=&gateway_id=&cursor=&limit= -> 200 {"items": [token without secret],
 //     "next_cursor": str or null}, oldest first; `name` and `gateway_id` are exact filters;
-//     `limit` 1..100 (default page_size); an unknown cursor is a 400.
+//     `limit` 1..100 (default page_size); an unknown cursor is a 400. With link_header, the
+//     next page's URL also comes in a Link header.
 //   GET /v1/tokens/{id} -> 200 token, 404 {"error": {"code": "not_found", ...}}.
 //   DELETE /v1/tokens/{id} -> 204; 404 when unknown or already revoked (revoked tokens are
 //     gone from the API).
@@ -43,6 +44,8 @@ struct TokenApiFakeOptions {
   std::string admin_token = "adm_fake_token_api_0001";
   int page_size = 50;                   // default `limit`
   bool honour_name_filter = true;       // false: ?name= is ignored
+  // true: the next page is also announced as `Link: <absolute URL>; rel="next"` (RFC 8288).
+  bool link_header = false;
 };
 
 struct FakeToken {

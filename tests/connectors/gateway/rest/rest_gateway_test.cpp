@@ -615,6 +615,42 @@ TEST_CASE("rest observe pages through the listing and keeps certgate's tokens",
   CHECK(pages[2].param("gateway_id") == "gw_123");
 }
 
+TEST_CASE("rest observe follows the Link header when no next_pointer is set", "[connector][rest]") {
+  fake::TokenApiFakeOptions o;
+  o.link_header = true;
+  Env env(o);
+  for (int i = 0; i < 5; ++i) env.seed("certgate:E" + std::to_string(i) + ":T:s:c1:r0");
+  ports::Options opts = Env::without(Env::without(env.options(), "next_pointer"), "cursor_param");
+  auto g = env.tryMake(opts);
+  REQUIRE(g);
+  std::size_t seen = 0;
+  REQUIRE((*g)->observe([&](ports::ObservedToken&&) { ++seen; }));
+  CHECK(seen == 5);
+  const auto pages = env.fake.requests("GET", "/v1/tokens");
+  REQUIRE(pages.size() == 3);
+  CHECK(pages[2].param("gateway_id") == "gw_123");
+  CHECK_FALSE(pages[2].param("cursor").empty());
+}
+
+TEST_CASE("rest observe refuses a next page on another origin", "[connector][rest]") {
+  Env env;
+  env.fake.failRequests(
+      "GET", "/v1/tokens", 1, 1, 200, -1,
+      Json{{"items", Json::array({{{"id", "tok_1"}, {"name", "certgate:E1:T:s:c1:r0"}}})},
+           {"next", "https://elsewhere.example.com/v1/tokens?page=2"}}
+          .dump());
+  ports::Options opts = Env::without(env.options({{"next_pointer", scalar("/next")}}), "cursor_param");
+  auto url_paged = env.tryMake(opts);
+  REQUIRE(url_paged);
+  std::size_t seen = 0;
+  auto st = (*url_paged)->observe([&](ports::ObservedToken&&) { ++seen; });
+  REQUIRE_FALSE(st);
+  CHECK(st.error().kind == ErrorKind::Permanent);
+  CHECK(st.error().message.find("the next page is on another origin") != std::string::npos);
+  CHECK(seen == 0);
+  CHECK(env.fake.requests().size() == 1);
+}
+
 TEST_CASE("rest observe: a failing page fails the whole listing", "[connector][rest]") {
   Env env;
   for (int i = 0; i < 5; ++i) env.seed("certgate:E" + std::to_string(i) + ":T:s:c1:r0");
