@@ -1,5 +1,7 @@
 #include "engine/reconcile.hpp"
 
+#include "engine/enum_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -42,22 +44,10 @@ std::string defaultPlanId(core::Instant now) {
   return "p-" + compact + "-" + buf;
 }
 
-template <typename E, std::size_t N>
-std::optional<E> parseEnum(const std::string& text, const E (&all)[N]) {
-  for (E e : all)
-    if (text == core::toString(e)) return e;
-  return std::nullopt;
-}
+using detail::kReasons;
+using detail::kStates;
+using detail::parseEnum;
 constexpr core::ActionKind kKinds[] = {core::ActionKind::Remove, core::ActionKind::Add};
-constexpr core::Reason kReasons[] = {
-    core::Reason::Entitled,           core::Reason::Expired,     core::Reason::ExceptionEnded,
-    core::Reason::ExceptionRevoked,   core::Reason::PrerequisiteNotMet,
-    core::Reason::NotCertified,       core::Reason::LockedOut,   core::Reason::OutOfScope,
-    core::Reason::NoVerdict,          core::Reason::UnknownMember};
-constexpr core::State kStates[] = {
-    core::State::OutOfScope, core::State::NotStarted, core::State::InProgress,
-    core::State::LockedOut,  core::State::Certified,  core::State::Expiring,
-    core::State::Grace,      core::State::Expired,    core::State::Exception};
 constexpr core::GroupMode kModes[] = {core::GroupMode::Managed, core::GroupMode::Exclusive};
 constexpr core::SkipReason kSkips[] = {core::SkipReason::SourceIncomplete,
                                        core::SkipReason::RosterIncomplete};

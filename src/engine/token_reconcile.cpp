@@ -1,5 +1,7 @@
 #include "engine/token_reconcile.hpp"
 
+#include "engine/enum_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -21,27 +23,15 @@ void crash(const TokenOptions& o, const char* point) {
   if (o.crash_point) o.crash_point(point);
 }
 
-template <typename E, std::size_t N>
-std::optional<E> parseEnum(const std::string& text, const E (&all)[N]) {
-  for (E e : all)
-    if (text == core::toString(e)) return e;
-  return std::nullopt;
-}
+using detail::kReasons;
+using detail::kStates;
+using detail::parseEnum;
 constexpr core::TokenActionKind kKinds[] = {core::TokenActionKind::Revoke,
                                             core::TokenActionKind::Issue};
 constexpr core::TokenReason kTokenReasons[] = {
     core::TokenReason::Entitled,   core::TokenReason::Rotation,    core::TokenReason::Recertified,
     core::TokenReason::Missing,    core::TokenReason::Superseded,  core::TokenReason::NotEntitled,
     core::TokenReason::Orphan};
-constexpr core::Reason kReasons[] = {
-    core::Reason::Entitled,         core::Reason::Expired,      core::Reason::ExceptionEnded,
-    core::Reason::ExceptionRevoked, core::Reason::PrerequisiteNotMet,
-    core::Reason::NotCertified,     core::Reason::LockedOut,    core::Reason::OutOfScope,
-    core::Reason::NoVerdict,        core::Reason::UnknownMember};
-constexpr core::State kStates[] = {
-    core::State::OutOfScope, core::State::NotStarted, core::State::InProgress,
-    core::State::LockedOut,  core::State::Certified,  core::State::Expiring,
-    core::State::Grace,      core::State::Expired,    core::State::Exception};
 
 // Revocations the brake counts: loss of entitlement and orphans, not routine rotation.
 bool countsForBrake(const core::TokenAction& a) {

@@ -5,6 +5,7 @@
 #include <climits>
 #include <filesystem>
 #include <set>
+#include <span>
 
 #include "settings/policy_loader.hpp"
 #include "settings/yaml_support.hpp"
@@ -237,6 +238,14 @@ struct Loader {
   bool requiredOptions(const FileReader& r, const YAML::Node& node, const MapView& m,
                        const std::string& path, const std::string& kind,
                        const ports::ConfigSpec* spec, const ports::Options& options);
+  // The name and kind of a directory or gateway entry: validated, and the kind's spec looked
+  // up (nullptr when unknown or when there is no registry). `what` is "directory"/"gateway".
+  const ports::ConfigSpec* connectorHeader(const FileReader& r, const MapView& m,
+                                           const std::string& path, const char* what,
+                                           const char* example, SpecLookup lookup,
+                                           std::span<const std::string_view> known,
+                                           std::set<std::string>& names, std::string& name,
+                                           std::string& kind);
   void gateways(const FileReader& r, const Entry& e);
   void gateway(const FileReader& r, const YAML::Node& node, const std::string& path,
                std::set<std::string>& names);
@@ -622,6 +631,50 @@ bool Loader::requiredOptions(const FileReader& r, const YAML::Node& node, const 
   return ok;
 }
 
+const ports::ConfigSpec* Loader::connectorHeader(const FileReader& r, const MapView& m,
+                                                 const std::string& path, const char* what,
+                                                 const char* example, SpecLookup lookup,
+                                                 std::span<const std::string_view> known,
+                                                 std::set<std::string>& names, std::string& name,
+                                                 std::string& kind) {
+  const std::string w = what;
+  if (const Entry* n = r.require(m, "name", path,
+                                 "add name: a short unique name, e.g. " + std::string(example))) {
+    if (auto v = r.string(n->value, joinPath(path, "name"))) {
+      if (!validSourceName(*v))
+        r.error(n->value,
+                joinPath(path, "name") + " '" + *v + "' may only contain a-z, 0-9, '-' and '_'",
+                "use a lower-case name such as " + std::string(example));
+      else if (!names.insert(*v).second)
+        r.error(n->value, "duplicate " + w + " name '" + *v + "'",
+                "give every " + w + " its own name");
+      name = *v;
+    }
+  }
+  std::vector<std::string_view> kinds;
+  for (auto kk : known)
+    if (!lookup || lookup(std::string(kk))) kinds.push_back(kk);
+  const Entry* k = r.require(m, "kind", path, "add kind: " + detail::joinList(kinds));
+  if (!k) return nullptr;
+  auto v = r.string(k->value, joinPath(path, "kind"));
+  if (!v) return nullptr;
+  kind = *v;
+  if (!lookup) {
+    r.warn(k->value, "connector options of " + path + " were not checked (no connector registry)");
+    return nullptr;
+  }
+  const ports::ConfigSpec* spec = lookup(*v);
+  if (!spec) {
+    const std::string close = detail::closestKey(*v, kinds);
+    r.error(k->value,
+            joinPath(path, "kind") + ": unknown " + w + " kind '" + *v +
+                "'; known kinds: " + detail::joinList(kinds) +
+                (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
+            "use one of the known kinds (certgate connectors list)");
+  }
+  return spec;
+}
+
 void Loader::directories(const FileReader& r, const Entry& e) {
   auto items = r.sequence(e.value, "directories");
   if (!items) return;
@@ -642,38 +695,9 @@ void Loader::directory(const FileReader& r, const YAML::Node& node, const std::s
   DirectorySettings dir;
   dir.where = r.at(node);
   dir.options.where = dir.where.str();
-  if (const Entry* n = r.require(*m, "name", path, "add name: a short unique name, e.g. okta")) {
-    if (auto v = r.string(n->value, joinPath(path, "name"))) {
-      if (!validSourceName(*v))
-        r.error(n->value,
-                joinPath(path, "name") + " '" + *v + "' may only contain a-z, 0-9, '-' and '_'",
-                "use a lower-case name such as okta or entra");
-      else if (!names.insert(*v).second)
-        r.error(n->value, "duplicate directory name '" + *v + "'",
-                "give every directory its own name");
-      dir.name = *v;
-    }
-  }
-  const ports::ConfigSpec* spec = nullptr;
-  if (const Entry* k = r.require(*m, "kind", path, "add kind: scim, okta or graph")) {
-    if (auto v = r.string(k->value, joinPath(path, "kind"))) {
-      dir.kind = *v;
-      if (!directory_specs) {
-        r.warn(k->value,
-               "connector options of " + path + " were not checked (no connector registry)");
-      } else if ((spec = directory_specs(*v)) == nullptr) {
-        std::vector<std::string_view> kinds;
-        for (auto kk : kDirectoryKinds)
-          if (directory_specs(std::string(kk))) kinds.push_back(kk);
-        const std::string close = detail::closestKey(*v, kinds);
-        r.error(k->value,
-                joinPath(path, "kind") + ": unknown directory kind '" + *v +
-                    "'; known kinds: " + detail::joinList(kinds) +
-                    (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
-                "use one of the known kinds (certgate connectors list)");
-      }
-    }
-  }
+  const ports::ConfigSpec* spec =
+      connectorHeader(r, *m, path, "directory", "okta or entra", directory_specs, kDirectoryKinds,
+                      names, dir.name, dir.kind);
   std::vector<std::string_view> valid(std::begin(kDirectoryCommonKeys),
                                       std::end(kDirectoryCommonKeys));
   if (spec)
@@ -759,38 +783,9 @@ void Loader::gateway(const FileReader& r, const YAML::Node& node, const std::str
   GatewaySettings gw;
   gw.where = r.at(node);
   gw.options.where = gw.where.str();
-  if (const Entry* n = r.require(*m, "name", path, "add name: a short unique name, e.g. litellm")) {
-    if (auto v = r.string(n->value, joinPath(path, "name"))) {
-      if (!validSourceName(*v))
-        r.error(n->value,
-                joinPath(path, "name") + " '" + *v + "' may only contain a-z, 0-9, '-' and '_'",
-                "use a lower-case name such as litellm or kong");
-      else if (!names.insert(*v).second)
-        r.error(n->value, "duplicate gateway name '" + *v + "'",
-                "give every gateway its own name");
-      gw.name = *v;
-    }
-  }
-  const ports::ConfigSpec* spec = nullptr;
-  if (const Entry* k = r.require(*m, "kind", path, "add kind: litellm, kong, rest or builtin")) {
-    if (auto v = r.string(k->value, joinPath(path, "kind"))) {
-      gw.kind = *v;
-      if (!gateway_specs) {
-        r.warn(k->value,
-               "connector options of " + path + " were not checked (no connector registry)");
-      } else if ((spec = gateway_specs(*v)) == nullptr) {
-        std::vector<std::string_view> kinds;
-        for (auto kk : kGatewayKinds)
-          if (gateway_specs(std::string(kk))) kinds.push_back(kk);
-        const std::string close = detail::closestKey(*v, kinds);
-        r.error(k->value,
-                joinPath(path, "kind") + ": unknown gateway kind '" + *v +
-                    "'; known kinds: " + detail::joinList(kinds) +
-                    (close.empty() ? std::string() : "; did you mean '" + close + "'?"),
-                "use one of the known kinds (certgate connectors list)");
-      }
-    }
-  }
+  const ports::ConfigSpec* spec =
+      connectorHeader(r, *m, path, "gateway", "litellm or kong", gateway_specs, kGatewayKinds,
+                      names, gw.name, gw.kind);
   std::vector<std::string_view> valid(std::begin(kGatewayCommonKeys),
                                       std::end(kGatewayCommonKeys));
   if (spec)
