@@ -219,7 +219,7 @@ struct Scratch {
 
 }  // namespace
 
-TEST_CASE("tokens follow certification on LiteLLM; secrets reach only the vault; revocations "
+TEST_CASE("tokens follow certification on LiteLLM — secrets reach only the vault — revocations "
           "are verified",
           "[integration][tokens]") {
   Scratch s;
@@ -301,7 +301,7 @@ TEST_CASE("tokens follow certification on LiteLLM; secrets reach only the vault;
   CHECK(written.find(s.fake.masterKey()) == std::string::npos);
 }
 
-TEST_CASE("a failed secret delivery leaves no live key; the next sync delivers a new one",
+TEST_CASE("a failed secret delivery leaves no live key — the next sync delivers a new one",
           "[integration][tokens]") {
   Scratch s;
   s.scenario(1, 1, "webhook");

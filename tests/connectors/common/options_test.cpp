@@ -356,7 +356,7 @@ TEST_CASE("choice() compares case-insensitively and returns lower case", "[unit]
 
 // ---- paths ----------------------------------------------------------------------------------
 
-TEST_CASE("path() resolves against the base directory; readableFile() needs a file",
+TEST_CASE("path() resolves against the base directory — readableFile() needs a file",
           "[unit][options]") {
   const auto rel = one("ca_file", "certs/../ca.pem");
   auto p = OptionReader("d", rel).path("ca_file", "/etc/certgate");

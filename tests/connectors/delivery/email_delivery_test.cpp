@@ -164,7 +164,7 @@ TEST_CASE("The email carries a single-use pickup link and never the secret", "[c
   CHECK(dir.allBytes().find("CANARY") == std::string::npos);
 }
 
-TEST_CASE("GET shows a button and consumes nothing; POST hands the secret out exactly once",
+TEST_CASE("GET shows a button and consumes nothing — POST hands the secret out exactly once",
           "[connector]") {
   TempDir dir;
   SmtpFake smtp;

@@ -312,7 +312,7 @@ TEST_CASE("an empty page with a more link is followed to the statements after it
   CHECK(out->units_seen == 3);  // the empty page is no unit
 }
 
-TEST_CASE("malformed statements are quarantined with their statement id; the rest count",
+TEST_CASE("malformed statements are quarantined with their statement id — the rest count",
           "[connector][xapi]") {
   XapiFake lrs;
   lrs.start();
@@ -403,7 +403,7 @@ TEST_CASE("a cursor written for another query (endpoint or verbs) starts over",
   CHECK(sink2.records.size() == 2);
 }
 
-TEST_CASE("voided statements are not returned; their voiding statements are listed as notices",
+TEST_CASE("voided statements are not returned — their voiding statements are listed as notices",
           "[connector][xapi]") {
   XapiFake lrs;
   lrs.start();

@@ -197,7 +197,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("entitled people get one token each; the ledger keeps the digest; a second plan is empty",
+TEST_CASE("entitled people get one token each — the ledger keeps the digest — a second plan is empty",
           "[unit][engine][tokens]") {
   Fixture f;
   f.person("alice", 10);
@@ -239,7 +239,7 @@ TEST_CASE("entitled people get one token each; the ledger keeps the digest; a se
   CHECK(f.gateway.issue_calls == 2);
 }
 
-TEST_CASE("loss of entitlement revokes at once; enforcement is verified after the cache window",
+TEST_CASE("loss of entitlement revokes at once — enforcement is verified after the cache window",
           "[unit][engine][tokens]") {
   Fixture f;
   f.gateway.cache_window = std::chrono::seconds(60);
@@ -322,7 +322,7 @@ TEST_CASE("mass token revocation is held by the brake until released",
   CHECK(f.ledger().empty());
 }
 
-TEST_CASE("an orphan token under certgate's prefix is revoked; a token gone from the gateway "
+TEST_CASE("an orphan token under certgate's prefix is revoked — a token gone from the gateway "
           "is re-issued",
           "[unit][engine][tokens]") {
   Fixture f;
@@ -353,7 +353,7 @@ TEST_CASE("an orphan token under certgate's prefix is revoked; a token gone from
   CHECK(f.auditCount("token.gone") == 1);
 }
 
-TEST_CASE("a secret is delivered once and never stored; a failed delivery leaves no live token",
+TEST_CASE("a secret is delivered once and never stored — a failed delivery leaves no live token",
           "[unit][engine][tokens]") {
   Fixture f(settings::Delivery::Webhook);
   f.person("alice", 10);

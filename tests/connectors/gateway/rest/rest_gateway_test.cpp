@@ -274,7 +274,7 @@ TEST_CASE("rest options: errors name the key and say what to write", "[connector
   }
 }
 
-TEST_CASE("rest capabilities: verifiable only with verify_path; cache window from the option",
+TEST_CASE("rest capabilities: verifiable only with verify_path — cache window from the option",
           "[connector][rest]") {
   Env env;
   auto g = env.make({{"cache_window", scalar("30s")}});
@@ -544,7 +544,7 @@ TEST_CASE("rest issue: secrets never reach an error", "[connector][rest]") {
 
 // ---- revoke ------------------------------------------------------------------------------------
 
-TEST_CASE("rest revoke deletes the token; an unknown one is a no-op", "[connector][rest]") {
+TEST_CASE("rest revoke deletes the token — an unknown one is a no-op", "[connector][rest]") {
   Env env;
   const std::string id = env.seed("certgate:E1:T:s:c1:r0");
   auto g = env.make();
