@@ -1,5 +1,5 @@
 #pragma once
-// The secret reader handed to LMS source connectors (registry makeLmsSource): reads a
+// The secret reader handed to connectors (registry makeLmsSource and makeGateway): reads a
 // {file: PATH} or {credential: NAME} reference through settings::readSecret, relative to the
 // config file's directory, and registers the value with `redactor` so it never reaches a log.
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "connectors/common/webhook_signature.hpp"
 #include "connectors/delivery/email_delivery.hpp"
@@ -17,22 +18,6 @@ namespace certgate::cli::detail {
 namespace {
 
 using nlohmann::json;
-
-ports::SecretReader secretReader(const settings::Settings& s,
-                                 std::shared_ptr<connectors::http::Redactor> redactor) {
-  const std::string base = s.base_dir;
-  return [redactor = std::move(redactor), base](const ports::OptionValue& ref)
-             -> core::Result<std::string> {
-    settings::SecretRef r;
-    for (const auto& [k, v] : ref.map) {
-      if (k == "file") r.file = v;
-      if (k == "credential") r.credential = v;
-    }
-    auto value = settings::readSecret(r, base);
-    if (value && redactor) redactor->add(*value);
-    return value;
-  };
-}
 
 bool anyTokenGrant(const settings::Settings& s) {
   for (const auto& tg : s.policy->grants)
@@ -51,7 +36,7 @@ std::optional<Gateways> buildGateways(Io& io, const settings::Settings& s, store
                                       int& code) {
   Gateways g;
   if (s.gateways.empty() && !anyTokenGrant(s)) return g;
-  const ports::SecretReader secrets = secretReader(s, redactor);
+  const ports::SecretReader secrets = lmsSecretReader(s, redactor);
   for (const auto& gs : s.gateways) {
     if (!gs.enabled) continue;
     auto made = connectors::makeGateway(gs.kind, gs.name, gs.options, s.base_dir, secrets,

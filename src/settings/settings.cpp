@@ -42,7 +42,7 @@ constexpr std::string_view kMatchKeys[] = {"person", "attribute"};
 constexpr std::string_view kDirectoryKinds[] = {"scim", "okta", "graph"};
 constexpr std::string_view kGatewayCommonKeys[] = {"name",         "kind",
                                                    "enabled",      "default",
-                                                   "verify_after", "max_failure_ratio"};
+                                                   "verify_after"};
 constexpr std::string_view kGatewayKinds[] = {"litellm", "kong", "rest", "builtin"};
 constexpr std::string_view kDeliveryKeys[] = {"webhook", "email"};
 constexpr std::string_view kEmailDeliveryKeys[] = {
@@ -799,8 +799,6 @@ void Loader::gateway(const FileReader& r, const YAML::Node& node, const std::str
       if (auto b = r.boolean(e.value, kp)) gw.is_default = *b;
     } else if (e.key == "verify_after") {
       if (auto d = r.duration(e.value, kp)) gw.verify_after = *d;
-    } else if (e.key == "max_failure_ratio") {
-      if (auto d = r.number(e.value, kp, 0, 1)) gw.max_failure_ratio = *d;
     } else {
       (void)connectorOption(r, e, path, gw.kind, spec, gateway_specs != nullptr, valid,
                             gw.options);

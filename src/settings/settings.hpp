@@ -190,7 +190,6 @@ struct GatewaySettings {
   // Wait this long after a revocation before checking it is enforced; unset: the connector's
   // own cache window (LiteLLM about 60 s, Kong its poll interval).
   std::optional<core::Seconds> verify_after;
-  double max_failure_ratio = 0.5;
   ports::Options options;             // connector-specific keys
   Location where;
 };
