@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model.hpp"
@@ -82,6 +83,23 @@ struct FetchOutcome {
   std::int64_t quarantined = 0;
 };
 
+// A push from the learning system (a webhook call), as the source understands it. Decisions are
+// never taken from a push alone: the records it carries are upserted like fetched ones, the people
+// it names get an early reconcile, and the periodic full fetch stays the source of truth (a lost
+// push is healed by the next one).
+struct PushPerson {
+  std::string employee_id;
+  std::string email;
+  std::string source_user;  // the LMS's own user key
+};
+
+struct PushEvent {
+  std::string kind;                         // the LMS's event name ("submission_created", ...)
+  std::vector<PushPerson> people;           // who it concerns
+  std::vector<SourceRecord> records;        // whole records it carries, when it carries them
+  std::vector<QuarantinedRecord> quarantined;
+};
+
 class LmsSource {
  public:
   virtual ~LmsSource() = default;
@@ -91,6 +109,17 @@ class LmsSource {
   // problems go to the sink.
   virtual core::Result<FetchOutcome> fetch(const std::string& cursor, core::Instant now,
                                            RecordSink& sink) = 0;
+
+  // Reads the body of a push (webhook call) this kind of learning system sends. Sources whose
+  // system cannot push keep the default, which answers Permanent: the receiver then reads the
+  // body in certgate's generic push shape (docs/connectors.md, "Push").
+  virtual core::Result<PushEvent> parsePush(std::string_view body, core::Instant now) const {
+    (void)body;
+    (void)now;
+    return core::makeError(core::ErrorKind::Permanent,
+                           std::string("a ") + kind() + " source does not read pushes of its own",
+                           name(), "send the generic push body described in docs/connectors.md");
+  }
 };
 
 }  // namespace certgate::ports
