@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "cli/context.hpp"
+#include "cli/daemon.hpp"
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
@@ -1035,10 +1037,15 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   auto* sync_cmd = app.add_subcommand("sync", "fetch, evaluate, plan and apply, once");
   std::string y_person, y_format = "table";
   bool y_once = false, y_no_fetch = false;
+  double y_wait = 600;
   sync_cmd->add_flag("--once", y_once, "run one reconcile and exit (the default outside the daemon)");
   sync_cmd->add_option("--person", y_person, "reconcile one person only (provision on demand)");
   sync_cmd->add_flag("--no-fetch", y_no_fetch, "use the facts already stored; do not read the sources");
   sync_cmd->add_option("--format", y_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  sync_cmd->add_option("--wait", y_wait,
+                       "seconds to wait for a run in progress (the daemon's, another sync's) before giving up; 0: do not wait")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
 
   auto* plans = app.add_subcommand("plans", "stored plans: list, show, approve a held one");
   plans->require_subcommand(1);
@@ -1061,6 +1068,10 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   serve_cmd->add_option("--listen", sv_listen, "HOST:PORT instead of http.listen");
   serve_cmd->add_flag("--access-log", sv_access_log, "print one line per request to stderr (method, path, status; never a token)");
 
+  auto* daemon_cmd = app.add_subcommand("daemon", "run as the service: scheduled reconciles, pushes, the admin API, /metrics and /readyz, sd_notify; SIGHUP reloads, SIGTERM stops");
+  DaemonOptions dm;
+  daemon_cmd->add_option("--listen", dm.listen_override, "HOST:PORT instead of http.listen");
+  daemon_cmd->add_flag("--access-log", dm.access_log, "log one line per HTTP request (method, path, status; never a token)");
   auto* tokens_cmd = app.add_subcommand("tokens", "gateway tokens certgate issued: who holds one, since and until when, and whether each revocation is enforced");
   tokens_cmd->require_subcommand(1);
   auto* tk_list = tokens_cmd->add_subcommand("list", "live tokens (--all: revoked ones too)");
@@ -1125,11 +1136,17 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (x_list->parsed()) return cmdExceptionList(io, config, x_format);
     if (plan_cmd->parsed()) return cmdPlan(io, config, p_person, p_format);
     if (apply_cmd->parsed()) return cmdApply(io, config, ap_id, ap_format);
-    if (sync_cmd->parsed()) return cmdSync(io, config, y_person, !y_no_fetch, y_format);
+    if (sync_cmd->parsed())
+      return cmdSync(io, config, y_person, !y_no_fetch, y_format,
+                     std::chrono::milliseconds(std::llround(y_wait * 1000.0)));
     if (pl_list->parsed()) return cmdPlansList(io, config, pl_limit, pl_format);
     if (pl_show->parsed()) return cmdPlansShow(io, config, pl_id, pl_format);
     if (pl_approve->parsed()) return cmdPlansApprove(io, config, pl_id, pl_by, pl_reason);
     if (serve_cmd->parsed()) return cmdServe(io, config, sv_listen, sv_access_log);
+    if (daemon_cmd->parsed()) {
+      dm.config = config;
+      return cmdDaemon(io, dm);
+    }
     if (tk_list->parsed()) return cmdTokensList(io, config, tk_all, tk_person, tk_format);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {

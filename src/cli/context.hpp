@@ -39,8 +39,14 @@ inline void printErrors(Io& io, const std::vector<core::Error>& errors, const co
   if (errors.size() > 1) io.err << errors.size() << " errors\n";
 }
 
+// Set by the daemon around in-process commands (the admin API): loadConfig hands out this
+// configuration instead of reading the file, so that the API answers from the configuration
+// the daemon runs with — a broken file on disk, refused at SIGHUP, does not break the API.
+inline thread_local const settings::Settings* t_running_settings = nullptr;
+
 // Loads the configuration or prints every error and returns nullopt.
 inline std::optional<settings::Settings> loadConfig(Io& io, const std::string& path) {
+  if (t_running_settings) return *t_running_settings;
   std::vector<core::Error> errors;
   settings::SpecLookups specs;
   specs.sources = &connectors::lmsSpec;

@@ -53,6 +53,7 @@ core::Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(
     impl->pickups = std::move(pickups);
     impl->pickups->mount(*impl->server);
   }
+  if (options.mount) options.mount(*impl->server);
   if (auto started = impl->server->start(); !started) return started.error();
   return std::unique_ptr<AuthorityServer>(new AuthorityServer(std::move(impl)));
 }
@@ -71,29 +72,57 @@ void AuthorityServer::stop() {
 
 namespace detail {
 
+std::optional<AuthorityServerOptions> authorityOptions(Io& io, const settings::Settings& s,
+                                                       const std::string& listen_override,
+                                                       bool access_log,
+                                                       std::function<void(std::string_view)> log,
+                                                       int& code) {
+  AuthorityServerOptions options;
+  options.store_path = s.store_path;
+  options.server.listen = listen_override.empty() ? s.http.listen : listen_override;
+  options.server.threads = static_cast<std::size_t>(s.http.threads);
+  options.server.max_body_bytes = static_cast<std::size_t>(s.http.max_body_bytes);
+  if (access_log) options.server.log = log;
+  options.log = log;
+  if (!s.http.introspection_secret.empty()) {
+    auto secret = settings::readSecret(s.http.introspection_secret, s.base_dir);
+    if (!secret) {
+      code = failWith(io, secret.error(), kConfigInvalid);
+      return std::nullopt;
+    }
+    options.introspection_secret = std::move(*secret);
+  }
+  if (s.delivery.email) {
+    auto key_text = settings::readSecret(s.delivery.email->encryption_key, s.base_dir);
+    if (!key_text) {
+      code = failWith(io, key_text.error(), kConfigInvalid);
+      return std::nullopt;
+    }
+    auto key = connectors::delivery::decodePickupKey(*key_text);
+    if (!key) {
+      code = failWith(io, key.error(), kConfigInvalid);
+      return std::nullopt;
+    }
+    options.pickup_key = std::move(*key);
+  }
+  return options;
+}
+
 int cmdServe(Io& io, const std::string& config, const std::string& listen_override,
              bool access_log) {
   auto s = loadConfig(io, config);
   if (!s) return kConfigInvalid;
 
-  AuthorityServerOptions options;
-  options.store_path = s->store_path;
-  options.server.listen = listen_override.empty() ? s->http.listen : listen_override;
-  options.server.threads = static_cast<std::size_t>(s->http.threads);
-  options.server.max_body_bytes = static_cast<std::size_t>(s->http.max_body_bytes);
   auto log_mutex = std::make_shared<std::mutex>();
   std::ostream& err = io.err;
   auto log = [log_mutex, &err](std::string_view line) {
     std::lock_guard lock(*log_mutex);
     err << line << '\n';
   };
-  if (access_log) options.server.log = log;
-  options.log = log;
-  if (!s->http.introspection_secret.empty()) {
-    auto secret = settings::readSecret(s->http.introspection_secret, s->base_dir);
-    if (!secret) return failWith(io, secret.error(), kConfigInvalid);
-    options.introspection_secret = std::move(*secret);
-  }
+  int code = kOk;
+  auto made = authorityOptions(io, *s, listen_override, access_log, log, code);
+  if (!made) return code;
+  AuthorityServerOptions options = std::move(*made);
 
   // SIGTERM / SIGINT are blocked before any thread starts (threads inherit the mask) and
   // taken with sigwait() below: no handler runs inside a worker.
@@ -102,14 +131,6 @@ int cmdServe(Io& io, const std::string& config, const std::string& listen_overri
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
-
-  if (s->delivery.email) {
-    auto key_text = settings::readSecret(s->delivery.email->encryption_key, s->base_dir);
-    if (!key_text) return failWith(io, key_text.error(), kConfigInvalid);
-    auto key = connectors::delivery::decodePickupKey(*key_text);
-    if (!key) return failWith(io, key.error(), kConfigInvalid);
-    options.pickup_key = std::move(*key);
-  }
 
   const bool introspection = !options.introspection_secret.empty();
   const bool pickups = !options.pickup_key.empty();

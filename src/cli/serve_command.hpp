@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ struct AuthorityServerOptions {
   // of its own). Empty: no pickup endpoint.
   std::string pickup_key;
   std::function<void(std::string_view)> log;  // operational errors (a pickup that cannot open)
+  // More routes on the same server (the daemon's health, metrics, admin API and webhooks),
+  // registered before it starts.
+  std::function<void(http::Server&)> mount;
 };
 
 // The token authority over its own store connection (TokenAuthority) behind an http::Server
@@ -52,6 +56,15 @@ class AuthorityServer {
 };
 
 namespace detail {
+// The server options `certgate serve` and `certgate daemon` take from the configuration
+// (listen, threads, body cap, introspection secret, pickup key). Prints errors; nullopt and
+// `code` set when a secret cannot be read.
+std::optional<AuthorityServerOptions> authorityOptions(Io& io, const settings::Settings& s,
+                                                       const std::string& listen_override,
+                                                       bool access_log,
+                                                       std::function<void(std::string_view)> log,
+                                                       int& code);
+
 // certgate serve [--listen HOST:PORT] [--access-log]: serves until SIGTERM / SIGINT.
 int cmdServe(Io& io, const std::string& config, const std::string& listen_override,
              bool access_log);

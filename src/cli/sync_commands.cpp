@@ -13,6 +13,7 @@
 #include "connectors/common/redact.hpp"
 #include "engine/ingest.hpp"
 #include "engine/reconcile.hpp"
+#include "engine/run_lock.hpp"
 
 namespace certgate::cli::detail {
 namespace {
@@ -289,16 +290,38 @@ int cmdApply(Io& io, const std::string& config, const std::string& plan_id,
 }
 
 int cmdSync(Io& io, const std::string& config, const std::string& person, bool fetch,
-            const std::string& format) {
+            const std::string& format, std::chrono::milliseconds wait) {
   int code = kOk;
   auto opened = openAll(io, config, false, code);
   if (!opened) return code;
-  settings::Settings& s = opened->settings;
-  store::Store& st = *opened->store;
+  // Never overlaps another run on this store (the daemon's, a timer's, another operator's).
+  const std::string lock_path = engine::runLockPath(opened->settings.store_path);
+  if (wait.count() > 0) {
+    if (auto holder = engine::RunLock::holder(lock_path); !holder.empty())
+      io.err << "waiting for the run in progress to finish (" << holder << ")\n";
+  }
+  auto lock = engine::RunLock::acquire(lock_path, "certgate sync", wait);
+  if (!lock) return failWith(io, lock.error(), kFailure);
+  SyncRequest request;
+  request.person = person;
+  request.fetch = fetch;
+  request.format = format;
+  return runSync(io, opened->settings, *opened->store, request);
+}
+
+int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& request,
+            SyncSummary* summary) {
+  int code = kOk;
+  const std::string& person = request.person;
+  const bool fetch = request.fetch;
+  const std::string& format = request.format;
+  SyncSummary local;
+  SyncSummary& sum = summary ? *summary : local;
   auto dirs = buildDirectories(io, s, code);
   if (!dirs) return code;
-  auto run = st.beginRun("sync", io.now());
+  auto run = st.beginRun(request.kind, io.now());
   if (!run) return failWith(io, run.error(), kStoreUnavailable);
+  sum.run_id = *run;
   // A directory that cannot be reached or refuses the credentials sits this run out: its
   // groups are reported as not observed and get no actions. The others go ahead.
   bool directory_down = false;
@@ -321,8 +344,9 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
   auto gws = buildGateways(io, s, st, dirs->redactor, code);
   if (!gws) return code;
   const bool gateway_down = !connectGateways(io, *gws, st, *run, s);
-  auto options = reconcileOptions(person, "certgate");
+  auto options = reconcileOptions(person, request.actor);
   options.run_id = *run;
+  options.stop = request.stop;
   engine::Reconciler rec(st, s, dirs->handles);
   rec.attachTokens(gws->reconciler.get());
   json report;
@@ -375,13 +399,23 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
     std::vector<engine::SourceHandle> handles;
     for (const auto& src : s.sources) {
       if (!src.enabled) continue;
+      if (!request.only_sources.empty() &&
+          std::find(request.only_sources.begin(), request.only_sources.end(), src.name) ==
+              request.only_sources.end())
+        continue;
       auto made = connectors::makeLmsSource(src.kind, src.name, src.options, s.base_dir,
                                             lmsSecretReader(s, dirs->redactor), dirs->redactor);
       if (!made) return failWith(io, made.error(), kConfigInvalid);
       handles.push_back({&src, std::move(made).value()});
     }
     auto ingested = ingestor.run(handles);
-    if (!ingested) return failWith(io, ingested.error(), kFailure);
+    if (!ingested) {
+      (void)st.finishRun(*run, "failed", json{{"error", ingested.error().describe()}}.dump(),
+                         io.now());
+      sum.outcome = "failed";
+      return failWith(io, ingested.error(), kFailure);
+    }
+    for (const auto& r : ingested->sources) sum.sources[r.source] = r.complete;
     if (format != "json") {
       std::int64_t fresh = 0, quarantined = 0;
       for (const auto& r : ingested->sources) {
@@ -398,6 +432,7 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
   auto planned = rec.makePlan(io.now(), options);
   if (!planned) {
     (void)st.finishRun(*run, "failed", json{{"error", planned.error().describe()}}.dump(), io.now());
+    sum.outcome = "failed";
     return failWith(io, planned.error(),
                     planned.error().kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
   }
@@ -406,6 +441,7 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
                            planned->tokens ? &*planned->tokens : nullptr);
   if (!applied) {
     (void)st.finishRun(*run, "failed", json{{"error", applied.error().describe()}}.dump(), io.now());
+    sum.outcome = "failed";
     return failWith(io, applied.error(), kFailure);
   }
   // 4. Revocations whose gateway cache window has passed: are they refused now?
@@ -416,6 +452,7 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
     auto v = gws->reconciler->verify(io.now(), to);
     if (!v) {
       (void)st.finishRun(*run, "failed", json{{"error", v.error().describe()}}.dump(), io.now());
+      sum.outcome = "failed";
       return failWith(io, v.error(), kFailure);
     }
     verified = std::move(*v);
@@ -438,8 +475,32 @@ int cmdSync(Io& io, const std::string& config, const std::string& person, bool f
   }
   const bool not_enforced = verified && verified->not_enforced > 0;
   const bool clean = applied->ok() && !directory_down && !gateway_down && !not_enforced;
-  const std::string outcome = clean && planned->sources_complete ? "ok" : "partial";
+  const bool interrupted =
+      applied->interrupted > 0 || (applied->tokens && applied->tokens->interrupted > 0);
+  const std::string outcome = interrupted                                    ? "interrupted"
+                              : clean && planned->sources_complete ? "ok"
+                                                                             : "partial";
   (void)st.finishRun(*run, outcome, applyJson(*applied).dump(), io.now());
+  sum.outcome = outcome;
+  sum.quarantined = directory_down || gateway_down || !applied->quarantined.empty();
+  sum.plan_id = planned->plan.id;
+  sum.held = applied->state == "held";
+  sum.sources_complete = planned->sources_complete;
+  sum.added = applied->added;
+  sum.removed = applied->removed;
+  sum.failed = applied->failed;
+  sum.interrupted = applied->interrupted;
+  if (applied->tokens) {
+    sum.tokens_issued = applied->tokens->issued;
+    sum.tokens_revoked = applied->tokens->revoked;
+    sum.failed += applied->tokens->failed;
+    sum.interrupted += applied->tokens->interrupted;
+  }
+  if (interrupted) {
+    io.err << "stopped on request after the change in flight: " << sum.interrupted
+           << " change(s) left for the next run\n";
+    return kFailure;
+  }
   if (directory_down || gateway_down || not_enforced) return kFailure;
   return exitFor(*applied, planned->sources_complete);
 }

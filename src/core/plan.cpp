@@ -163,7 +163,8 @@ Desired desire(std::span<const PersonVerdicts> people, std::span<const TrackGran
         const Verdict* v = findVerdict(p, track);
         if (!v || !v->entitled) continue;
         out.members.push_back(
-            DesiredMember{ti, p.person_key, track, v->state, v->exception_id, v->access_ends_at});
+            DesiredMember{ti, p.person_key, track, v->state, v->exception_id, v->access_ends_at,
+                          v->state == State::Exception ? std::nullopt : v->certified_at});
         break;  // first granting track in mapping order gives the reason
       }
     }
@@ -243,6 +244,7 @@ Plan plan(const PlanInput& in) {
       a.state = d->state;
       a.exception_id = d->exception_id;
       a.at = d->access_ends_at;
+      a.since = d->entitled_since;
       out.actions.push_back(std::move(a));
     }
 

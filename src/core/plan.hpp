@@ -60,6 +60,7 @@ struct DesiredMember {
   State state = State::Certified;
   std::int64_t exception_id = 0;
   std::optional<Instant> access_ends_at;
+  std::optional<Instant> entitled_since;  // the verdict's certified_at (none for an exception)
 };
 
 struct Desired {
@@ -121,6 +122,7 @@ struct Action {
   bool source_dependent = false;    // remove: the reason could change with data a source lacks
   std::int64_t exception_id = 0;
   std::optional<Instant> at;  // add: when access ends; remove: when it ended (expiry, exception)
+  std::optional<Instant> since;  // add: when the entitlement began (certified at), if known
 };
 
 enum class SkipReason : std::uint8_t {

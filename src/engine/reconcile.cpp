@@ -617,6 +617,10 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
         for (Item* it : chunk) fail(*it->action, "directory quarantined in this run");
         continue;
       }
+      if (options.stop && options.stop->load()) {
+        out.interrupted += chunk.size();
+        continue;
+      }
 
       // 1. Intents before the call.
       {
@@ -764,6 +768,7 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
           d["plan"] = plan.id;
           d["no_op"] = no_op;
           if (a.at) d["at"] = core::formatIso(*a.at);
+          if (a.since) d["since"] = core::formatIso(*a.since);
           if (auto au = im.audit(a.kind == core::ActionKind::Add ? "group.add" : "group.remove",
                                  a.person, d);
               !au)
@@ -794,6 +799,7 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
     to.actor = options.actor;
     to.run_id = options.run_id;
     to.crash_point = options.crash_point;
+    to.stop = options.stop;
     auto ta = tokens_->apply(*tokens, plan.id, release_brake, now, to);
     if (!ta) return ta.error();
     for (const auto& [g, n] : ta->requests) out.requests[g] = n;
@@ -801,7 +807,11 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
   }
   const bool held_back = out.withheld > 0 || (out.tokens && out.tokens->withheld > 0);
   const bool token_failed = out.tokens && out.tokens->failed > 0;
-  out.state = out.failed > 0 || token_failed || !out.quarantined.empty() ? "partial"
+  const bool interrupted =
+      out.interrupted > 0 || (out.tokens && out.tokens->interrupted > 0);
+  // An interrupted plan is stored as partial (its outcome says how many changes were left).
+  out.state = interrupted || out.failed > 0 || token_failed || !out.quarantined.empty()
+                  ? "partial"
               : held_back                                 ? "held"
                                                           : "applied";
   auto upd = store_.updatePlan(plan.id, out.state, {}, {}, out.state == "held" ? std::nullopt
@@ -819,7 +829,11 @@ core::Result<ApplyResult> Reconciler::apply(const core::Plan& plan, bool release
                                                : std::string()) +
                                    (held_back ? ", " + std::to_string(out.withheld) +
                                                     " removals held"
-                                              : std::string()));
+                                              : std::string()) +
+                                   (interrupted ? ", stopped before the rest (" +
+                                                      std::to_string(out.interrupted) +
+                                                      " changes left for the next run)"
+                                                : std::string()));
   if (!upd && upd.error().kind != ErrorKind::NotFound) return upd.error();
   return out;
 }

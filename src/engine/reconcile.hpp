@@ -18,6 +18,7 @@
 // Semantics of the plan itself (managed/exclusive, allow-list, stale-source guard, blast-radius
 // brake) live in core/plan.hpp and docs/design.md.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -56,6 +57,9 @@ struct ReconcileOptions {
   std::chrono::milliseconds max_delay{30'000};
   std::chrono::milliseconds max_retry_after{120'000};
   std::function<void(const char* point)> crash_point;  // tests only (token steps)
+  // When set and true, apply finishes the change in flight, records it, and leaves the rest of
+  // the plan undone (counted as interrupted): how the daemon stops within its stop timeout.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // A mapped group that was not observed, and why (its actions are withheld).
@@ -86,13 +90,15 @@ struct ApplyResult {
   std::size_t withheld = 0;            // removals held back by the brake
   std::size_t dropped = 0;             // stored actions no longer needed (apply of a stored plan)
   std::size_t already_done = 0;        // actions this plan applied before
+  std::size_t interrupted = 0;         // left undone because a stop was asked for
   std::vector<std::string> failures;   // one line per failed change
   std::vector<std::string> quarantined;  // directories quarantined in this run, with the reason
   std::map<std::string, std::uint64_t> requests;  // directory -> HTTP requests made
-  std::string state;                   // plan state afterwards: applied | partial | held
+  std::string state;  // plan state afterwards: applied | partial | held
   std::optional<TokenApplyResult> tokens;
   bool ok() const {
-    return failed == 0 && quarantined.empty() && (!tokens || tokens->failed == 0);
+    return failed == 0 && interrupted == 0 && quarantined.empty() &&
+           (!tokens || (tokens->failed == 0 && tokens->interrupted == 0));
   }
 };
 

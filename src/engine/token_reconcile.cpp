@@ -312,6 +312,10 @@ core::Result<TokenApplyResult> TokenReconciler::apply(const TokenPlanResult& pla
   };
 
   for (const core::TokenAction& a : plan.plan.actions) {
+    if (options.stop && options.stop->load()) {
+      ++out.interrupted;
+      continue;
+    }
     const std::string track = a.track == core::kNoSym ? "" : std::string(symbols.name(a.track));
     auto fail = [&](const std::string& why) {
       ++out.failed;

@@ -23,6 +23,7 @@
 // "token.issue.after_record", "token.issue.after_delivery", "token.revoke.before_call",
 // "token.revoke.after_call"); a test makes it stop the process there.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,7 @@ struct TokenApplyResult {
   std::size_t withheld = 0;      // revocations held back by the brake
   std::size_t already_done = 0;  // actions this plan applied before
   std::size_t pending_enforcement = 0;
+  std::size_t interrupted = 0;   // left undone because a stop was asked for
   std::vector<std::string> failures;
   std::map<std::string, std::uint64_t> requests;  // gateway -> HTTP requests made
 };
@@ -96,6 +98,7 @@ struct TokenOptions {
   std::string actor = "certgate";
   std::int64_t run_id = 0;
   std::function<void(const char* point)> crash_point;  // tests only
+  const std::atomic<bool>* stop = nullptr;  // see ReconcileOptions::stop
 };
 
 class TokenReconciler {

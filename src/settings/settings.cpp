@@ -33,8 +33,9 @@ constexpr std::string_view kIdentityKeys[] = {"keys", "default_population", "ros
 constexpr std::string_view kRosterKeys[] = {"path", "columns"};
 constexpr std::string_view kRosterColumnKeys[] = {"employee_id", "email", "display_name",
                                                   "population"};
-constexpr std::string_view kSourceCommonKeys[] = {"name", "kind", "enabled", "trust_lms_expiry",
-                                                  "min_record_ratio"};
+constexpr std::string_view kSourceCommonKeys[] = {"name",     "kind",        "enabled",
+                                                  "trust_lms_expiry", "min_record_ratio",
+                                                  "interval", "push_secret"};
 constexpr std::string_view kDirectoryCommonKeys[] = {
     "name", "kind", "enabled", "default", "match", "population_from_directory",
     "max_failure_ratio", "aliases", "roster"};
@@ -51,7 +52,7 @@ constexpr std::string_view kEmailDeliveryKeys[] = {
 constexpr std::string_view kWebhookDeliveryKeys[] = {"url", "signing_secret", "timeout",
                                                      "ca_file"};
 constexpr std::string_view kLimitsKeys[] = {"max_removals", "max_removal_pct", "clock_skew"};
-constexpr std::string_view kScheduleKeys[] = {"interval", "jitter"};
+constexpr std::string_view kScheduleKeys[] = {"interval", "jitter", "stop_timeout"};
 constexpr std::string_view kHttpKeys[] = {"listen", "admin_token", "introspection_secret",
                                            "threads", "max_body_bytes"};
 constexpr std::string_view kLoggingKeys[] = {"level", "format"};
@@ -338,6 +339,15 @@ void Loader::main(const FileReader& r, const MapView& m) {
       }
       if (const Entry* j = FileReader::optional(*sm, "jitter"))
         if (auto d = r.duration(j->value, "schedule.jitter")) s.schedule.jitter = *d;
+      if (const Entry* t = FileReader::optional(*sm, "stop_timeout")) {
+        if (auto d = r.duration(t->value, "schedule.stop_timeout")) {
+          if (d->count() < 1)
+            r.error(t->value, "schedule.stop_timeout must be at least 1s",
+                    "use e.g. 60s, below the unit's TimeoutStopSec");
+          else
+            s.schedule.stop_timeout = *d;
+        }
+      }
       if (s.schedule.jitter >= s.schedule.interval)
         r.error(sm->node,
                 "schedule.jitter (" + std::to_string(s.schedule.jitter.count()) +
@@ -556,6 +566,19 @@ void Loader::source(const FileReader& r, const YAML::Node& node, const std::stri
     } else if (e.key == "min_record_ratio") {
       if (auto d = r.number(e.value, kp, 0, 1))
         src.min_record_ratio = *d;
+      else
+        ok = false;
+    } else if (e.key == "interval") {
+      auto d = r.duration(e.value, kp);
+      if (d && d->count() >= 1)
+        src.interval = *d;
+      else {
+        if (d) r.error(e.value, kp + " must be at least 1s", "use e.g. 5m, or remove the key");
+        ok = false;
+      }
+    } else if (e.key == "push_secret") {
+      if (auto ref = parseSecret(r, e.value, kp, s.base_dir))
+        src.push_secret = *ref;
       else
         ok = false;
     } else if (!connectorOption(r, e, path, src.kind, spec, specs != nullptr, valid,

@@ -46,6 +46,11 @@ struct SourceSettings {
   // Record-count collapse guard: a fetch that yields fewer than this share of the previous
   // complete fetch's records is treated as incomplete. 0 disables.
   double min_record_ratio = 0.5;
+  // The daemon fetches this source every `interval` (0: at every full reconcile, see schedule).
+  core::Seconds interval{0};
+  // Pushes from the learning system to POST /hooks/lms/<name> are accepted when set: the
+  // Standard Webhooks signing secret (base64, optionally "whsec_").
+  SecretRef push_secret;
   ports::Options options;     // connector-specific keys, validated against the connector spec
   Location where;
 };
@@ -233,6 +238,9 @@ struct Limits {
 struct Schedule {
   core::Seconds interval{900};
   core::Seconds jitter{60};
+  // After SIGTERM the daemon finishes the change in flight; past this it exits anyway (the
+  // intent log recovers whatever was cut off). Keep it below the unit's TimeoutStopSec.
+  core::Seconds stop_timeout{60};
 };
 
 struct HttpSettings {

@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/model.hpp"
@@ -302,6 +303,41 @@ class Transaction {
   Store* store_;
 };
 
+// --- figures for /metrics (src/store/metrics.cpp)
+struct RunFigures {
+  std::string kind;
+  std::string outcome;
+  std::int64_t count = 0;
+  std::int64_t last_at = 0;  // unix seconds of the newest such run
+};
+struct ActionFigures {
+  std::string kind;   // intent kind: group.add, group.remove, token.issue ...
+  std::string state;  // pending | done | failed | abandoned
+  std::int64_t count = 0;
+};
+struct SourceFigures {
+  std::string source;
+  bool complete = false;               // the last fetch
+  std::int64_t last_fetch = 0;         // unix seconds it finished
+  std::int64_t last_complete_fetch = 0;  // 0: never complete
+  std::int64_t records = 0;
+  std::int64_t quarantined = 0;
+};
+struct MetricsSnapshot {
+  std::vector<RunFigures> runs;
+  std::vector<ActionFigures> actions;
+  std::vector<SourceFigures> sources;
+  std::vector<std::pair<std::string, std::int64_t>> quarantined;  // source ("" none) -> rows
+  std::vector<std::pair<std::string, std::int64_t>> live_tokens;  // gateway -> tokens
+  std::int64_t held_plans = 0;
+  std::int64_t pending_intents = 0;
+};
+// One access given: the audit row and the seconds from certification to the group change.
+struct AccessLatency {
+  std::int64_t audit_id = 0;
+  std::int64_t seconds = 0;
+};
+
 class Store {
  public:
   // Opens (creating the file and parent-less path if needed), sets pragmas, checks integrity,
@@ -478,6 +514,13 @@ class Store {
   Result<bool> markPickupFetched(const std::string& id, Instant at);
   // Deletes every pickup with expires_at <= now, fetched or not. Returns how many.
   Result<std::int64_t> purgePickups(Instant now);
+
+  // --- figures for /metrics: aggregate reads, no writes
+  Result<MetricsSnapshot> metricsSnapshot();
+  // Accesses given after audit row `after_audit_id` (at most `limit`, oldest first).
+  Result<std::vector<AccessLatency>> accessLatencies(std::int64_t after_audit_id,
+                                                     std::int64_t limit = 10000);
+  Result<std::int64_t> lastAuditId();
 
   // --- plans
   Status insertPlan(const PlanRow& row);  // Conflict if the id exists

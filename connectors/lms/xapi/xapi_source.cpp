@@ -139,6 +139,40 @@ class XapiSource final : public ports::LmsSource {
   const std::string& name() const override { return name_; }
   const char* kind() const override { return "xapi"; }
 
+  // An LRS forwarding statements (a statement forwarding / webhook feature): one Statement or
+  // an array of them. The people are the actors of the statements certgate would use; the
+  // statements themselves are fetched through the API like any others.
+  core::Result<ports::PushEvent> parsePush(std::string_view body,
+                                           core::Instant now) const override {
+    (void)now;
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (doc.is_discarded())
+      return core::makeError(ErrorKind::Invalid, "the push body is not JSON", where(),
+                             "forward xAPI Statements (one, or an array) as JSON");
+    if (doc.is_object() && doc.contains("statements")) doc = doc["statements"];
+    if (!doc.is_array()) doc = nlohmann::json::array({doc});
+    ports::PushEvent ev;
+    ev.kind = "statements";
+    for (std::size_t i = 0; i < doc.size(); ++i) {
+      if (!doc[i].is_object() || !doc[i].contains("actor")) {
+        // Not a Statement: let the receiver read certgate's generic push shape instead.
+        if (i == 0 && doc.size() == 1) break;
+        continue;
+      }
+      Normalised n = normalise(doc[i], cfg_.normalise, "push #" + std::to_string(i + 1));
+      if (n.outcome != Normalised::Outcome::Record) continue;
+      ports::PushPerson p;
+      p.employee_id = n.record.employee_id;
+      p.email = n.record.email;
+      p.source_user = n.record.source_user;
+      ev.people.push_back(std::move(p));
+    }
+    if (ev.people.empty() && !(doc.size() >= 1 && doc[0].is_object() && doc[0].contains("actor")))
+      return core::makeError(ErrorKind::Permanent, "not a Statement forward", where(),
+                             "the generic push shape applies");
+    return ev;
+  }
+
   core::Result<ports::FetchOutcome> fetch(const std::string& cursor, core::Instant now,
                                           ports::RecordSink& sink) override {
     try {

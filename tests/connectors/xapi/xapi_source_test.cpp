@@ -514,3 +514,40 @@ TEST_CASE("a statement stored exactly at consistent-through is read by the next 
   REQUIRE(late.records.size() == 1);
   CHECK(late.records[0].email == "person7@example.org");
 }
+
+TEST_CASE("a forwarded statement push names its actors, and other bodies fall back to the "
+          "generic shape", "[connector][xapi][push]") {
+  XapiFake lrs;
+  lrs.start();
+  Sleeps sleeps;
+  auto src = makeSource(options(lrs), sleeps);
+  const nlohmann::json completed = {
+      {"id", "6f1f7d5e-8a3c-4f8e-9d61-2b0c1d2e3f40"},
+      {"actor", {{"objectType", "Agent"}, {"mbox", "mailto:alice@example.org"}}},
+      {"verb", {{"id", kCompleted}}},
+      {"object", {{"id", "https://lms.example.com/xapi/activities/ai-basics"}}},
+      {"timestamp", "2026-11-20T09:00:00Z"}};
+  nlohmann::json experienced = completed;
+  experienced["id"] = "6f1f7d5e-8a3c-4f8e-9d61-2b0c1d2e3f41";
+  experienced["verb"]["id"] = "http://adlnet.gov/expapi/verbs/experienced";
+  experienced["actor"]["mbox"] = "mailto:bob@example.org";
+
+  auto one = src->parsePush(completed.dump(), kNow);
+  REQUIRE(one.ok());
+  CHECK(one->kind == "statements");
+  REQUIRE(one->people.size() == 1);
+  CHECK(one->people[0].email == "alice@example.org");
+
+  // An array: only the statements certgate would use name people.
+  auto many = src->parsePush(nlohmann::json::array({completed, experienced}).dump(), kNow);
+  REQUIRE(many.ok());
+  REQUIRE(many->people.size() == 1);
+  CHECK(many->people[0].email == "alice@example.org");
+
+  auto generic = src->parsePush(R"({"person": {"employee_id": "E1"}})", kNow);
+  REQUIRE_FALSE(generic.ok());
+  CHECK(generic.error().kind == core::ErrorKind::Permanent);
+  auto garbage = src->parsePush("{not json", kNow);
+  REQUIRE_FALSE(garbage.ok());
+  CHECK(garbage.error().kind == core::ErrorKind::Invalid);
+}

@@ -243,7 +243,7 @@ TEST_CASE("Connector keys are checked against the connector's spec", "[unit][set
   REQUIRE(unknown);
   CHECK(unknown->where == c.config + ":6:5");
   CHECK_THAT(unknown->message, Catch::Contains("valid keys: name, kind, enabled, trust_lms_expiry, "
-                                               "min_record_ratio, directory, pattern") &&
+                                               "min_record_ratio, interval, push_secret, directory, pattern") &&
                                    Catch::Contains("did you mean 'columns'?"));
   REQUIRE(findError(errors, "sources[0].min_rows must be a whole number"));
   const core::Error* missing_dir =
@@ -464,6 +464,35 @@ TEST_CASE("Without a connector registry options are kept unchecked with a warnin
   CHECK(std::any_of(r->warnings.begin(), r->warnings.end(), [](const std::string& w) {
     return w.find("not checked") != std::string::npos;
   }));
+}
+
+
+TEST_CASE("Daemon keys: a source's own fetch interval and push secret, the stop timeout",
+          "[unit][settings]") {
+  ConfigDir c(
+      "sources:\n"
+      "  - name: lrs\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    interval: 2m\n    push_secret: { credential: lrs-push }\n"
+      "  - name: csv2\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "schedule: { interval: 15m, jitter: 1m, stop_timeout: 45s }\n");
+  const Settings s = loadOk(c.config);
+  REQUIRE(s.sources.size() == 2);
+  CHECK(s.sources[0].interval == core::Seconds{120});
+  CHECK(s.sources[0].push_secret.credential == "lrs-push");
+  CHECK(s.sources[1].interval == core::Seconds{0});
+  CHECK(s.sources[1].push_secret.empty());
+  CHECK(s.schedule.stop_timeout == core::Seconds{45});
+
+  ConfigDir bad(
+      "sources:\n"
+      "  - name: lrs\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    interval: 0s\n    push_secret: whsec_inline\n"
+      "schedule: { stop_timeout: 0s }\n");
+  const auto errors = loadErrors(bad.config);
+  INFO(testing::allMessages(errors));
+  CHECK(testing::findError(errors, "sources[0].interval must be at least 1s"));
+  CHECK(testing::findError(errors, "secrets are never written inline"));
+  CHECK(testing::findError(errors, "schedule.stop_timeout must be at least 1s"));
 }
 
 }  // namespace
