@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -369,8 +370,9 @@ TEST_CASE("daemon: ready under systemd, the first run applies, the API is guarde
     REQUIRE(r->status == 202);
     REQUIRE(eventually([&] { return d.members().count("u-E0004") == 1; }, 15s));
     const auto took = std::chrono::steady_clock::now() - start;
-    INFO("push to access: " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                            << " ms");
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+    std::cout << "push to access: " << ms << " ms\n";  // the figure in docs/benchmarks.md
+    INFO("push to access: " << ms << " ms");
     CHECK(took < 10s);
     // Only that person's run: E0005 waits for the next full reconcile.
     CHECK(d.members().count("u-E0005") == 0);
