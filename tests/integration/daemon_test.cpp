@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "connectors/common/webhook_signature.hpp"
+#include "engine/run_lock.hpp"
 #include "support/scim_peer.hpp"
 
 namespace fs = std::filesystem;
@@ -428,11 +429,33 @@ TEST_CASE("daemon: ready under systemd, the first run applies, the API is guarde
     CHECK(genuine->status == 202);
   }
 
-  SECTION("POST /v1/sync queues a run, and a manual sync never overlaps it") {
+  SECTION("POST /v1/sync queues a run, which waits while another run holds the store") {
     d.exportCompletions("api.csv", 5, 5);
+    // Another run (as a manual certgate sync would) holds the store's run lock.
+    auto held = certgate::engine::RunLock::acquire(
+        certgate::engine::runLockPath((d.dir / "certgate.db").string()), "test run", 0ms);
+    REQUIRE(held.ok());
     auto r = http.Post("/v1/sync", bearer(kAdminToken), "{}", "application/json");
     REQUIRE(r);
     CHECK(r->status == 202);
+    REQUIRE(eventually([&] { return daemon.log().find("waiting for the run lock") != std::string::npos; }));
+    CHECK(daemon.log().find("test run") != std::string::npos);  // it says who holds it
+    std::this_thread::sleep_for(500ms);
+    CHECK(d.members().count("u-E0005") == 0);  // nothing happened meanwhile
+    // A manual sync that will not wait is refused, naming the holder.
+    const std::string cmd = std::string("'") + CERTGATE_BIN + "' --config '" +
+                            (d.dir / "certgate.yaml").string() + "' sync --wait 0 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    std::string out;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    const int status = ::pclose(p);
+    INFO(out);
+    CHECK(WEXITSTATUS(status) == 1);
+    CHECK(out.find("another certgate run holds the lock") != std::string::npos);
+    CHECK(out.find("test run") != std::string::npos);
+    held->release();
     REQUIRE(eventually([&] { return d.members().count("u-E0005") == 1; }));
   }
 
