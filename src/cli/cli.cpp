@@ -1080,6 +1080,12 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   tk_list->add_flag("--all", tk_all, "include revoked and expired tokens");
   tk_list->add_option("--person", tk_person, "one person (key, employee id or email)");
   tk_list->add_option("--format", tk_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* tk_revoke = tokens_cmd->add_subcommand("revoke", "revoke one live token now (a leaked key, an incident); audited, alerted, enforcement verified like any revocation");
+  std::string tk_alias, tk_by, tk_reason;
+  tk_revoke->add_option("alias", tk_alias, "the token's alias (certgate tokens list)")->required();
+  tk_revoke->add_option("--by", tk_by, "who revokes it (kept in the audit trail)")->required();
+  tk_revoke->add_option("--reason", tk_reason, "why (kept in the audit trail)")->required();
+  tk_revoke->add_option("--format", tk_format, "table or json")->check(CLI::IsMember({"table", "json"}));
 
   auto* conns = app.add_subcommand("connectors", "built-in connectors and their configuration keys");
   conns->require_subcommand(1);
@@ -1148,6 +1154,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
       return cmdDaemon(io, dm);
     }
     if (tk_list->parsed()) return cmdTokensList(io, config, tk_all, tk_person, tk_format);
+    if (tk_revoke->parsed()) return cmdTokensRevoke(io, config, tk_alias, tk_by, tk_reason, tk_format);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.

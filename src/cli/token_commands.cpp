@@ -242,6 +242,52 @@ void printTokenVerify(Io& io, const engine::TokenVerifyResult& v) {
   for (const auto& a : v.alerts) io.out << "ALERT: " << a << '\n';
 }
 
+int cmdTokensRevoke(Io& io, const std::string& config, const std::string& alias,
+                    const std::string& by, const std::string& reason, const std::string& format) {
+  int code = kOk;
+  auto opened = openAll(io, config, false, code);
+  if (!opened) return code;
+  settings::Settings& s = opened->settings;
+  store::Store& st = *opened->store;
+  auto redactor = std::make_shared<connectors::http::Redactor>();
+  auto gws = buildGateways(io, s, st, redactor, code);
+  if (!gws) return code;
+  if (!gws->reconciler) {
+    io.err << "error: no gateways are configured\n";
+    return kNotFound;
+  }
+  auto run = st.beginRun("tokens revoke", io.now());
+  if (!run) return failWith(io, run.error(), kStoreUnavailable);
+  if (!connectGateways(io, *gws, st, *run, s)) {
+    (void)st.finishRun(*run, "failed", json{{"error", "a gateway is unavailable"}}.dump(), io.now());
+    return kFailure;
+  }
+  engine::TokenOptions to;
+  to.actor = by;
+  to.run_id = *run;
+  to.crash_point = crashHookFromEnvironment();
+  auto done = gws->reconciler->revokeByOperator(alias, reason, io.now(), to);
+  if (!done) {
+    (void)st.finishRun(*run, "failed", json{{"error", done.error().describe()}}.dump(), io.now());
+    const auto kind = done.error().kind;
+    if (kind == core::ErrorKind::Conflict) {  // revoking a revoked token: nothing to do
+      io.out << done.error().message << "; nothing to do\n";
+      return kOk;
+    }
+    return failWith(io, done.error(), kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
+  }
+  (void)st.finishRun(*run, done->failed ? "failed" : "ok", tokenApplyJson(*done).dump(), io.now());
+  if (format == "json") {
+    io.out << tokenApplyJson(*done).dump(2) << '\n';
+  } else {
+    printTokenApply(io, *done);
+    if (!done->failed)
+      io.out << "token " << alias << " revoked; if its person is still entitled, the next sync "
+             << "issues a new one\n";
+  }
+  return done->failed ? kFailure : kOk;
+}
+
 int cmdTokensList(Io& io, const std::string& config, bool all, const std::string& person,
                   const std::string& format) {
   int code = kOk;

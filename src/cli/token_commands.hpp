@@ -47,6 +47,10 @@ void printTokenApply(Io& io, const engine::TokenApplyResult& t);
 nlohmann::json tokenApplyJson(const engine::TokenApplyResult& t);
 void printTokenVerify(Io& io, const engine::TokenVerifyResult& v);
 
+// certgate tokens revoke ALIAS --by WHO --reason TEXT: revoke one live token now.
+int cmdTokensRevoke(Io& io, const std::string& config, const std::string& alias,
+                    const std::string& by, const std::string& reason, const std::string& format);
+
 int cmdTokensList(Io& io, const std::string& config, bool all, const std::string& person,
                   const std::string& format);
 

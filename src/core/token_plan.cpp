@@ -234,6 +234,7 @@ const char* toString(TokenReason r) {
     case TokenReason::Superseded: return "superseded";
     case TokenReason::NotEntitled: return "not_entitled";
     case TokenReason::Orphan: return "orphan";
+    case TokenReason::Operator: return "operator";
   }
   return "?";
 }

@@ -74,6 +74,7 @@ enum class TokenReason : std::uint8_t {
   Superseded,   // revoke: a newer token has been live for the overlap
   NotEntitled,  // revoke: see `cause` for why (expired, exception ended, ...)
   Orphan,       // revoke: a certgate-prefixed token the ledger does not know
+  Operator,     // revoke: an operator revoked it by hand (a leaked token, an incident)
 };
 
 struct TokenAction {

@@ -31,11 +31,13 @@ constexpr core::TokenActionKind kKinds[] = {core::TokenActionKind::Revoke,
 constexpr core::TokenReason kTokenReasons[] = {
     core::TokenReason::Entitled,   core::TokenReason::Rotation,    core::TokenReason::Recertified,
     core::TokenReason::Missing,    core::TokenReason::Superseded,  core::TokenReason::NotEntitled,
-    core::TokenReason::Orphan};
+    core::TokenReason::Orphan,     core::TokenReason::Operator};
 
-// Revocations the brake counts: loss of entitlement and orphans, not routine rotation.
+// Revocations the brake counts: loss of entitlement and orphans, not routine rotation nor an
+// operator's own revocation.
 bool countsForBrake(const core::TokenAction& a) {
-  return a.kind == core::TokenActionKind::Revoke && a.reason != core::TokenReason::Superseded;
+  return a.kind == core::TokenActionKind::Revoke && a.reason != core::TokenReason::Superseded &&
+         a.reason != core::TokenReason::Operator;
 }
 
 std::string revokeReason(const core::TokenAction& a) {
@@ -273,6 +275,50 @@ core::Status TokenReconciler::revokeMinted(GatewayHandle& h, const store::TokenR
   json d{{"gateway", row.gateway}, {"token_id", row.token_id}, {"alias", row.alias},
          {"reason", why}};
   return audit("token.revoke", row.alias, d.dump(), now, options);
+}
+
+core::Result<TokenApplyResult> TokenReconciler::revokeByOperator(const std::string& alias,
+                                                                 const std::string& why,
+                                                                 core::Instant now,
+                                                                 const TokenOptions& options) {
+  auto row = store_.tokenByAlias(alias);
+  if (!row) return row.error();
+  if (!row->has_value())
+    return core::makeError(ErrorKind::NotFound, "no token with alias '" + alias + "'", "",
+                           "list them with certgate tokens list --all");
+  const store::TokenRow& t = **row;
+  if (t.revoked_at)
+    return core::makeError(ErrorKind::Conflict,
+                           "token '" + alias + "' was revoked already at " +
+                               core::formatIso(*t.revoked_at) + " (" + t.revoke_reason + ")",
+                           "", "nothing to do");
+  std::string person;
+  if (auto persons = store_.persons(); persons) {
+    for (const auto& p : *persons)
+      if (p.id == t.person_id) person = p.key;
+  } else {
+    return persons.error();
+  }
+  json d{{"gateway", t.gateway}, {"token_id", t.token_id}, {"alias", alias}, {"person", person},
+         {"by", options.actor},  {"why", why}};
+  if (auto a = audit("token.revoke.requested", person.empty() ? alias : person, d.dump(), now,
+                     options);
+      !a)
+    return a.error();
+  TokenPlanResult plan;
+  core::TokenAction a;
+  a.kind = core::TokenActionKind::Revoke;
+  a.person = person;
+  a.track = settings_.policy->symbols.find(t.track).value_or(core::kNoSym);
+  a.gateway = t.gateway;
+  a.scope = t.scope;
+  a.reason = core::TokenReason::Operator;
+  a.alias = t.alias;
+  a.token_id = t.token_id;
+  plan.plan.actions.push_back(std::move(a));
+  return apply(plan,
+               "operator-" + std::to_string(now.time_since_epoch().count()) + "-" + t.token_id,
+               true, now, options);
 }
 
 core::Result<TokenApplyResult> TokenReconciler::apply(const TokenPlanResult& plan,

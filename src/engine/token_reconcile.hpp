@@ -116,6 +116,12 @@ class TokenReconciler {
                                        const TokenOptions& options);
   core::Result<TokenRecoverResult> recover(core::Instant now, const TokenOptions& options);
   core::Result<TokenVerifyResult> verify(core::Instant now, const TokenOptions& options);
+  // An operator's revocation of one live token (by alias), now: audited with who and why
+  // (`options.actor`, `why`), through the intent log like any revocation, enforcement verified
+  // the same way. The person keeps their entitlement: the next sync issues a new token (a new
+  // secret) if they are still entitled. NotFound: no such token; Conflict: already revoked.
+  core::Result<TokenApplyResult> revokeByOperator(const std::string& alias, const std::string& why,
+                                                  core::Instant now, const TokenOptions& options);
 
   bool empty() const { return gateways_.empty(); }
 

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
+#include "store/store.hpp"
 #include "connectors/common/webhook_signature.hpp"
 #include "fakes/litellm/litellm_fake.hpp"
 
@@ -355,4 +356,54 @@ TEST_CASE("kill/restart cycles during issuing: LiteLLM's live keys equal the led
     for (const auto& d : s.receiver.all()) delivered.insert(d["data"]["token_id"].get<std::string>());
     for (const auto& t : s.tokens()) CHECK(delivered.count(t["token_id"].get<std::string>()) == 1);
   }
+}
+
+TEST_CASE("an operator revokes a leaked token at once — audited — and the next sync issues a new "
+          "one", "[integration][tokens]") {
+  Scratch s;
+  s.scenario(1, 1, "webhook");
+  REQUIRE_RUN(s.certgate({"sync", "--once"}), 0);
+  const std::string alias = "certgate:E1:AI_BASICS:genai:c0:r0";
+  REQUIRE(s.liveFakeAliases() == std::set<std::string>{alias});
+
+  Run revoke = s.certgate({"tokens", "revoke", alias, "--by", "sec-oncall", "--reason",
+                           "key pasted in a public channel"});
+  REQUIRE_RUN(revoke, 0);
+  CHECK(revoke.out.find("1 revoked") != std::string::npos);
+  CHECK(s.liveFakeAliases().empty());  // deleted at LiteLLM
+  json all = s.tokens(true);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0]["live"] == false);
+  CHECK(all[0]["revoke_reason"] == "operator");
+  CHECK(all[0]["enforcement"] == "pending");  // LiteLLM's key cache window
+
+  // Who and why are in the audit trail; the revocation itself is a token.revoke like any other.
+  {
+    auto st = certgate::store::Store::open((s.dir / "certgate.db").string());
+    REQUIRE(st.ok());
+    auto rows = (*st)->audit(100);
+    REQUIRE(rows.ok());
+    int requested = 0, revoked = 0;
+    for (const auto& a : *rows) {
+      if (a.action == "token.revoke.requested") {
+        ++requested;
+        CHECK(a.actor == "sec-oncall");
+        CHECK(a.details_json.find("key pasted in a public channel") != std::string::npos);
+      }
+      if (a.action == "token.revoke" && a.details_json.find("\"operator\"") != std::string::npos)
+        ++revoked;
+    }
+    CHECK(requested == 1);
+    CHECK(revoked == 1);
+  }
+  Run again = s.certgate({"tokens", "revoke", alias, "--by", "sec-oncall", "--reason", "twice"});
+  REQUIRE_RUN(again, 0);
+  CHECK(again.out.find("revoked already") != std::string::npos);
+  Run unknown = s.certgate({"tokens", "revoke", "certgate:nobody", "--by", "x", "--reason", "y"});
+  REQUIRE_RUN(unknown, 6);
+
+  // Still certified: the next sync issues a new token with a new secret.
+  REQUIRE_RUN(s.certgate({"sync", "--once"}), 0);
+  CHECK(s.liveFakeAliases() == std::set<std::string>{"certgate:E1:AI_BASICS:genai:c0:r1"});
+  CHECK(s.receiver.all().size() == 2);
 }
