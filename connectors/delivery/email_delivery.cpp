@@ -121,6 +121,27 @@ std::string domainOf(const std::string& address) {
 
 }  // namespace
 
+MailMessage plainTextMail(const std::string& from, const std::vector<std::string>& to,
+                          const std::string& subject, const std::string& body, core::Instant now,
+                          const std::vector<std::pair<std::string, std::string>>& extra_headers) {
+  std::string text;
+  text += "Date: " + rfc5322Date(now) + "\r\n";
+  text += "Message-ID: <" + randomHex(16) + "@" + domainOf(envelopeAddress(from)) + ">\r\n";
+  text += "From: " + from + "\r\n";
+  std::string rcpt;
+  for (const auto& t : to) rcpt += (rcpt.empty() ? "<" : ", <") + t + ">";
+  text += "To: " + rcpt + "\r\n";
+  text += "Subject: " + headerText(subject) + "\r\n";
+  for (const auto& [name, value] : extra_headers) text += name + ": " + headerText(value) + "\r\n";
+  text += "MIME-Version: 1.0\r\n";
+  text += "Content-Type: text/plain; charset=utf-8\r\n";
+  text += "Content-Transfer-Encoding: 8bit\r\n";
+  text += "Auto-Submitted: auto-generated\r\n";
+  text += "\r\n";
+  text += body;
+  return MailMessage{from, to, std::move(text)};
+}
+
 bool isLoopbackMailUrl(const std::string& url) {
   const std::string host = hostOf(url);
   return host == "127.0.0.1" || host == "::1" || host == "localhost";
@@ -224,18 +245,7 @@ core::Status EmailDelivery::deliver(const ports::SecretParcel& parcel, core::Ins
           ? "Your new API token (" + parcel.gateway + " " + parcel.scope + ")"
           : options_.subject;
   const std::string link = options_.pickup_base_url + "/pickup/" + ticket->id;
-  const std::string from = options_.smtp.from;
   std::string text;
-  text += "Date: " + rfc5322Date(now) + "\r\n";
-  text += "Message-ID: <" + randomHex(16) + "@" + domainOf(envelopeAddress(from)) + ">\r\n";
-  text += "From: " + from + "\r\n";
-  text += "To: <" + parcel.email + ">\r\n";
-  text += "Subject: " + headerText(subject) + "\r\n";
-  text += "MIME-Version: 1.0\r\n";
-  text += "Content-Type: text/plain; charset=utf-8\r\n";
-  text += "Content-Transfer-Encoding: 8bit\r\n";
-  text += "Auto-Submitted: auto-generated\r\n";
-  text += "\r\n";
   text += "Hello,\r\n\r\n";
   text += "certgate issued a new API token for you (gateway " + parcel.gateway + ", scope " +
           parcel.scope + ", track " + parcel.track + ").\r\n\r\n";
@@ -246,7 +256,8 @@ core::Status EmailDelivery::deliver(const ports::SecretParcel& parcel, core::Ins
   text += "expired or was used by someone else, tell your administrator: the token can be\r\n";
   text += "revoked and a new one issued.\r\n";
 
-  MailMessage message{from, {parcel.email}, std::move(text)};
+  MailMessage message = plainTextMail(options_.smtp.from, {parcel.email}, subject, text, now);
+  OPENSSL_cleanse(text.data(), text.size());
   auto sent = sendMail(options_.smtp, message);
   OPENSSL_cleanse(message.text.data(), message.text.size());
   if (!sent) {

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "connectors/delivery/pickup_box.hpp"
@@ -54,6 +55,13 @@ struct MailMessage {
 
 // Sends `message` with libcurl. See the classification above.
 core::Status sendMail(const SmtpOptions& options, const MailMessage& message);
+
+// A plain-text UTF-8 message (RFC 5322, CRLF line ends) with Date, Message-ID, From, To,
+// Subject (RFC 2047 encoded when not ASCII), MIME headers, Auto-Submitted and `extra_headers`;
+// `body` uses CRLF line ends. The envelope is `from`'s address and `to`.
+MailMessage plainTextMail(const std::string& from, const std::vector<std::string>& to,
+                          const std::string& subject, const std::string& body, core::Instant now,
+                          const std::vector<std::pair<std::string, std::string>>& extra_headers = {});
 
 // True when the smtp:// or smtps:// URL names a loopback host.
 bool isLoopbackMailUrl(const std::string& url);

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli/alert_commands.hpp"
 #include "cli/context.hpp"
 #include "cli/daemon.hpp"
 #include "cli/lms_secrets.hpp"
@@ -1087,6 +1088,20 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   tk_revoke->add_option("--reason", tk_reason, "why (kept in the audit trail)")->required();
   tk_revoke->add_option("--format", tk_format, "table or json")->check(CLI::IsMember({"table", "json"}));
 
+  auto* alerts_cmd = app.add_subcommand("alerts", "the alert outbox: list it, deliver what is due, send a test alert");
+  alerts_cmd->require_subcommand(1);
+  auto* al_list = alerts_cmd->add_subcommand("list", "alerts in the outbox and their delivery state, with counts per sink");
+  std::string al_state, al_format = "table", al_sink;
+  std::int64_t al_limit = 50;
+  al_list->add_option("--state", al_state, "pending, delivered or dead")
+      ->check(CLI::IsMember({"pending", "delivered", "dead"}));
+  al_list->add_option("--limit", al_limit, "at most this many (newest first)");
+  al_list->add_option("--format", al_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* al_deliver = alerts_cmd->add_subcommand("deliver", "collect new alerts and deliver every due one now");
+  al_deliver->add_option("--format", al_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* al_test = alerts_cmd->add_subcommand("test", "send a test alert to one sink (not recorded)");
+  al_test->add_option("sink", al_sink, "sink name (alerts.sinks)")->required();
+
   auto* conns = app.add_subcommand("connectors", "built-in connectors and their configuration keys");
   conns->require_subcommand(1);
   conns->add_subcommand("list", "every built-in connector");
@@ -1155,6 +1170,9 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     }
     if (tk_list->parsed()) return cmdTokensList(io, config, tk_all, tk_person, tk_format);
     if (tk_revoke->parsed()) return cmdTokensRevoke(io, config, tk_alias, tk_by, tk_reason, tk_format);
+    if (al_list->parsed()) return cmdAlertsList(io, config, al_state, al_limit, al_format);
+    if (al_deliver->parsed()) return cmdAlertsDeliver(io, config, al_format);
+    if (al_test->parsed()) return cmdAlertsTest(io, config, al_sink);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "cli/alert_commands.hpp"
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
@@ -412,6 +413,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
     if (!ingested) {
       (void)st.finishRun(*run, "failed", json{{"error", ingested.error().describe()}}.dump(),
                          io.now());
+      syncAlerts(io, s, st);
       sum.outcome = "failed";
       return failWith(io, ingested.error(), kFailure);
     }
@@ -432,6 +434,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
   auto planned = rec.makePlan(io.now(), options);
   if (!planned) {
     (void)st.finishRun(*run, "failed", json{{"error", planned.error().describe()}}.dump(), io.now());
+    syncAlerts(io, s, st);
     sum.outcome = "failed";
     return failWith(io, planned.error(),
                     planned.error().kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
@@ -441,6 +444,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
                            planned->tokens ? &*planned->tokens : nullptr);
   if (!applied) {
     (void)st.finishRun(*run, "failed", json{{"error", applied.error().describe()}}.dump(), io.now());
+    syncAlerts(io, s, st);
     sum.outcome = "failed";
     return failWith(io, applied.error(), kFailure);
   }
@@ -452,6 +456,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
     auto v = gws->reconciler->verify(io.now(), to);
     if (!v) {
       (void)st.finishRun(*run, "failed", json{{"error", v.error().describe()}}.dump(), io.now());
+      syncAlerts(io, s, st);
       sum.outcome = "failed";
       return failWith(io, v.error(), kFailure);
     }
@@ -481,6 +486,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
                               : clean && planned->sources_complete ? "ok"
                                                                              : "partial";
   (void)st.finishRun(*run, outcome, applyJson(*applied).dump(), io.now());
+  syncAlerts(io, s, st);
   sum.outcome = outcome;
   sum.quarantined = directory_down || gateway_down || !applied->quarantined.empty();
   sum.plan_id = planned->plan.id;

@@ -26,7 +26,7 @@ using detail::MapView;
 constexpr std::string_view kTopKeys[] = {
     "version",     "store",  "tracks",   "policies", "group_bindings", "mappings", "identity",
     "sources",     "directories", "gateways", "delivery", "limits", "schedule", "http",
-    "logging"};
+    "logging", "alerts"};
 constexpr std::string_view kStoreKeys[] = {"path"};
 constexpr std::string_view kMappingsKeys[] = {"items", "grants", "identity"};
 constexpr std::string_view kIdentityKeys[] = {"keys", "default_population", "roster"};
@@ -313,6 +313,7 @@ void Loader::main(const FileReader& r, const MapView& m) {
   if (const Entry* e = FileReader::optional(m, "directories")) directories(r, *e);
   if (const Entry* e = FileReader::optional(m, "gateways")) gateways(r, *e);
   if (const Entry* e = FileReader::optional(m, "delivery")) delivery(r, *e);
+  if (const Entry* e = FileReader::optional(m, "alerts")) detail::loadAlerts(r, e->value, s);
 
   if (const Entry* e = FileReader::optional(m, "limits")) {
     if (auto lm = r.map(e->value, "limits", kLimitsKeys)) {
@@ -1370,5 +1371,14 @@ core::Result<std::shared_ptr<LoadedPolicy>> loadPolicyFiles(
   if (diag.count() > 0) return diag.errors().front();
   return loaded;
 }
+
+namespace detail {
+
+std::optional<SecretRef> parseSecretRef(const FileReader& r, const YAML::Node& node,
+                                        const std::string& path, const std::string& base_dir) {
+  return parseSecret(r, node, path, base_dir);
+}
+
+}  // namespace detail
 
 }  // namespace certgate::settings

@@ -229,6 +229,54 @@ struct DeliverySettings {
   std::optional<EmailDelivery> email;
 };
 
+// Alerts (engine/alerts.hpp): where alerts go (sinks), which go where (routes), how long a
+// receiver may be down (retry). Secrets are references, read when the sinks are built.
+inline constexpr const char* kAlertKinds[] = {
+    "revocation",       "revocation.verified", "revocation.failed", "token.not_enforced",
+    "plan.held",        "connector.quarantined", "sync.failed",     "sync.partial",
+    "source.incomplete", "exception.requested",  "exception.surge", "test"};
+inline constexpr const char* kAlertSeverities[] = {"info", "warning", "error", "critical"};
+
+struct AlertSinkSettings {
+  std::string name;
+  std::string kind;             // webhook | slack | teams | pagerduty | email | syslog
+  std::string url;              // webhook: the endpoint; pagerduty: the Events API v2 endpoint
+  SecretRef url_secret;         // slack, teams: the webhook URL, which carries a token
+  SecretRef secret;             // webhook: signing_secret; pagerduty: routing_key; email: password
+  double rate_per_minute = 0;   // 0: the kind's default (alerts::defaultRatePerMinute)
+  core::Seconds timeout{10};
+  std::string ca_file;
+  std::string source;           // pagerduty: payload.source (default "certgate")
+  // email
+  std::string smtp_url;
+  std::string from;
+  std::vector<std::string> to;
+  std::string username;
+  // syslog
+  std::string address;          // udp://host:port or tcp://host:port
+  int facility = 4;             // RFC 5424 facility number (default auth = 4)
+  std::string app_name = "certgate";
+  std::string hostname;         // "" = this host's name
+  Location where;
+};
+
+struct AlertRoute {
+  std::vector<std::string> events;  // alert kinds or globs ("revocation*", "*")
+  std::vector<std::string> sinks;   // sink names
+  std::string min_severity = "info";
+  Location where;
+};
+
+struct AlertsSettings {
+  bool configured = false;          // an alerts: section exists
+  std::vector<AlertSinkSettings> sinks;
+  std::vector<AlertRoute> routes;   // empty: every alert to every sink
+  core::Seconds max_age{3 * 86400}; // retry.max_age: then the alert is dead
+  core::Seconds retry_base{5};      // retry.base: the first retry's delay
+  core::Seconds retry_max{3600};    // retry.max: the longest delay between attempts
+  core::Seconds deliver_budget{5};  // how long `certgate sync` spends delivering
+};
+
 struct Limits {
   int max_removals = 25;
   double max_removal_pct = 10.0;
@@ -271,6 +319,7 @@ struct Settings {
   std::vector<DirectorySettings> directories;
   std::vector<GatewaySettings> gateways;
   DeliverySettings delivery;
+  AlertsSettings alerts;
   IdentitySettings identity;
   Limits limits;
   Schedule schedule;

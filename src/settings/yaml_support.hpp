@@ -138,4 +138,12 @@ std::optional<std::int64_t> parseInteger(std::string_view text);
 std::optional<double> parseNumber(std::string_view text);
 std::optional<bool> parseBool(std::string_view text);
 
+// A secret reference ({file: PATH} or {credential: NAME}); an inline value is an error that
+// never echoes it. Defined in settings.cpp.
+std::optional<SecretRef> parseSecretRef(const FileReader& r, const YAML::Node& node,
+                                        const std::string& path, const std::string& base_dir);
+
+// The alerts: section (alerts_settings.cpp) into s.alerts.
+void loadAlerts(const FileReader& r, const YAML::Node& node, Settings& s);
+
 }  // namespace certgate::settings::detail

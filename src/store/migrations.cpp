@@ -379,6 +379,34 @@ CREATE TABLE pickups (
 CREATE INDEX pickups_by_expiry ON pickups (expires_at);
 )sql";
 
+// Alerts: a projection of the audit log, runs and fetches (engine/alerts.hpp). One outbox row per
+// (alert, sink), unique on (sink, dedup_id) so collecting the same origin twice adds nothing; the
+// cursors say how far each origin table was read. Written in one transaction with the cursor.
+constexpr const char kAlertSchema[] = R"sql(
+CREATE TABLE alert_outbox (
+  id              INTEGER PRIMARY KEY,
+  sink            TEXT    NOT NULL,
+  dedup_id        TEXT    NOT NULL,
+  kind            TEXT    NOT NULL,
+  severity        TEXT    NOT NULL,
+  payload_json    TEXT    NOT NULL,  -- the alert document; never secrets
+  state           TEXT    NOT NULL DEFAULT 'pending'
+                          CHECK (state IN ('pending', 'delivered', 'dead')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  created_at      INTEGER NOT NULL,
+  delivered_at    INTEGER,
+  last_error      TEXT    NOT NULL DEFAULT '',
+  UNIQUE (sink, dedup_id)
+);
+CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at) WHERE state = 'pending';
+
+CREATE TABLE alert_cursors (
+  name  TEXT    PRIMARY KEY,  -- 'audit', 'runs', 'fetches'
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -386,6 +414,7 @@ constexpr Migration kMigrations[] = {
     {4, "token authority", kAuthoritySchema},
     {5, "facts written in bulk: key and person order in clustered tables", kBulkFactsSchema},
     {6, "token secret pickups (delivery by email)", kPickupSchema},
+    {7, "alert outbox and cursors", kAlertSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

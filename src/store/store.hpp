@@ -284,6 +284,30 @@ struct RunRow {
   std::string summary_json;
 };
 
+// One alert for one sink (engine/alerts.hpp). Never secrets: the payload is the alert document.
+struct AlertOutboxRow {
+  std::int64_t id = 0;
+  std::string sink;
+  std::string dedup_id;      // stable per origin ("audit-42"); unique per sink
+  std::string kind;          // "revocation", "plan.held" ...
+  std::string severity;      // info | warning | error | critical
+  std::string payload_json;
+  std::string state = "pending";  // pending | delivered | dead
+  int attempts = 0;
+  Instant next_attempt_at{};
+  Instant created_at{};
+  std::optional<Instant> delivered_at;  // also set when the row went dead
+  std::string last_error;    // redacted by the caller
+};
+
+// Outbox rows per sink and state (metrics, `certgate alerts list`).
+struct AlertCounts {
+  std::string sink;
+  std::int64_t pending = 0;
+  std::int64_t delivered = 0;
+  std::int64_t dead = 0;
+};
+
 class Store;
 
 // RAII write transaction (BEGIN IMMEDIATE); rolls back unless commit() succeeded.
@@ -540,6 +564,35 @@ class Store {
   Status finishRun(std::int64_t run_id, const std::string& outcome,
                    const std::string& summary_json, Instant at);
   Result<std::vector<RunRow>> runs(std::int64_t limit = 50);  // newest first
+
+  // --- alerts (engine/alerts.hpp). Single statements: each is atomic on its own and joins an
+  // open Transaction, which is how the collector writes outbox rows and its cursors together.
+  // Audit rows, runs and fetches with id > after_id, oldest first, at most `limit`.
+  Result<std::vector<AuditRow>> auditAfter(std::int64_t after_id, std::int64_t limit);
+  Result<std::vector<RunRow>> runsAfter(std::int64_t after_id, std::int64_t limit);
+  Result<std::vector<FetchRow>> fetchesAfter(std::int64_t after_id, std::int64_t limit);
+  // Audit rows with `action` and from <= at < to, and id <= up_to_id.
+  Result<std::int64_t> countAudit(const std::string& action, Instant from, Instant to,
+                                  std::int64_t up_to_id);
+  // The newest audit row with `action` and id < before_id whose details_json has the string
+  // member `key` equal to `value`; nullopt when there is none.
+  Result<std::optional<AuditRow>> lastAuditWith(const std::string& action, const std::string& key,
+                                                const std::string& value, std::int64_t before_id);
+  Result<std::int64_t> alertCursor(const std::string& name);  // 0 when never set
+  Status setAlertCursor(const std::string& name, std::int64_t value);
+  // Inserts a pending row (state, attempts, delivered_at and last_error are ignored). False,
+  // with nothing written, when the sink already has a row with the dedup id. Invalid: an empty
+  // sink, dedup id, kind or payload.
+  Result<bool> enqueueAlert(const AlertOutboxRow& row);
+  // Pending rows with next_attempt_at <= now, by next_attempt_at then id, at most `limit`.
+  Result<std::vector<AlertOutboxRow>> dueAlerts(Instant now, std::int64_t limit);
+  // Rows in `state` ("" = any), newest first, at most `limit` (negative: all).
+  Result<std::vector<AlertOutboxRow>> alertOutbox(const std::string& state, std::int64_t limit);
+  // State changes of a pending row; NotFound when the id is not a pending row.
+  Status markAlertDelivered(std::int64_t id, Instant at);  // attempts + 1
+  Status markAlertRetry(std::int64_t id, Instant next_attempt_at, const std::string& error);
+  Status markAlertDead(std::int64_t id, Instant at, const std::string& error);
+  Result<std::vector<AlertCounts>> alertCounts();  // by sink
 
  private:
   friend class Transaction;
