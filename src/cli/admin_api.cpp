@@ -504,6 +504,18 @@ void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> contex
     p.family("certgate_tokens_live", "gauge", "Gateway tokens issued and not revoked.");
     for (const auto& [gw, n] : m->live_tokens)
       p.sample("certgate_tokens_live", {{"gateway", gw}}, static_cast<double>(n));
+    if (auto alerts = (*st)->alertCounts(); alerts) {
+      p.family("certgate_alerts", "gauge",
+               "Alerts in the outbox by sink and state (pending, delivered, dead).");
+      for (const auto& c : *alerts) {
+        p.sample("certgate_alerts", {{"sink", c.sink}, {"state", "pending"}},
+                 static_cast<double>(c.pending));
+        p.sample("certgate_alerts", {{"sink", c.sink}, {"state", "delivered"}},
+                 static_cast<double>(c.delivered));
+        p.sample("certgate_alerts", {{"sink", c.sink}, {"state", "dead"}},
+                 static_cast<double>(c.dead));
+      }
+    }
     {
       std::lock_guard lock(sh->metrics_mu);
       if (auto c = sh->latency.catchUp(**st); !c && sh->ctx->log)
