@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "cli/alert_commands.hpp"
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "connectors/common/webhook_signature.hpp"
@@ -277,6 +278,7 @@ int cmdTokensRevoke(Io& io, const std::string& config, const std::string& alias,
     return failWith(io, done.error(), kind == core::ErrorKind::NotFound ? kNotFound : kFailure);
   }
   (void)st.finishRun(*run, done->failed ? "failed" : "ok", tokenApplyJson(*done).dump(), io.now());
+  syncAlerts(io, s, st);  // security hears of an operator's revocation now, not at the next sync
   if (format == "json") {
     io.out << tokenApplyJson(*done).dump(2) << '\n';
   } else {
