@@ -14,6 +14,7 @@
 #include "cli/alert_commands.hpp"
 #include "cli/context.hpp"
 #include "cli/daemon.hpp"
+#include "cli/exception_commands.hpp"
 #include "cli/lms_secrets.hpp"
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
@@ -691,216 +692,6 @@ int cmdAttemptsReset(Io& io, const std::string& config, const std::string& who, 
   return kOk;
 }
 
-// ---------------------------------------------------------------- exceptions
-
-struct ExceptionRequest {
-  std::string person, track, requester, start, end;
-  int days = 0;
-  std::vector<std::string> fields;  // name=value
-};
-
-int cmdExceptionRequest(Io& io, const std::string& config, const ExceptionRequest& r) {
-  auto s = loadConfig(io, config);
-  if (!s) return kConfigInvalid;
-  auto sym = s->policy->symbols.find(r.track);
-  const core::Track* t = sym ? findTrack(*s->policy, *sym) : nullptr;
-  if (!t) {
-    io.err << "error: unknown track '" << r.track << "'\n";
-    return kNotFound;
-  }
-  if (!t->exceptions.allowed) {
-    io.err << "error: track " << r.track << " allows no exceptions (its policy has no exception path)\n";
-    return kUsage;
-  }
-  const core::Instant now = io.now();
-  const auto start = r.start.empty() ? std::optional<core::Instant>(now) : core::parseIso(r.start);
-  if (!start) {
-    io.err << "error: --start '" << r.start << "' is not an ISO 8601 instant\n";
-    return kUsage;
-  }
-  std::optional<core::Instant> end;
-  if (!r.end.empty()) end = core::parseIso(r.end);
-  else if (r.days > 0) end = *start + core::days(r.days);
-  if (!end || *end <= *start) {
-    io.err << "error: give the exception's end with --days N or --end INSTANT (after the start)\n";
-    return kUsage;
-  }
-  if (*end - *start > core::days(t->exceptions.max_duration_days)) {
-    io.err << "error: the exception would last longer than the " << t->exceptions.max_duration_days
-           << " days track " << r.track << " allows (maxDurationDays)\n";
-    return kUsage;
-  }
-  json justification = json::object();
-  for (const auto& f : r.fields) {
-    const auto eq = f.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      io.err << "error: --field '" << f << "' must be NAME=VALUE\n";
-      return kUsage;
-    }
-    justification[f.substr(0, eq)] = f.substr(eq + 1);
-  }
-  std::vector<std::string> missing;
-  for (const auto& name : t->exceptions.justification_fields)
-    if (!justification.contains(name) || justification[name].get<std::string>().find_first_not_of(" \t") == std::string::npos)
-      missing.push_back(name);
-  if (!missing.empty()) {
-    io.err << "error: missing justification field(s):";
-    for (const auto& m : missing) io.err << ' ' << m;
-    io.err << "; give each with --field NAME=VALUE\n";
-    return kUsage;
-  }
-  int code = kOk;
-  auto st = openStore(io, *s, false, code);
-  if (!st) return code;
-  auto person = st->findPerson(core::normaliseEmail(r.person).empty() ? core::normaliseEmployeeId(r.person)
-                                                                       : core::normaliseEmail(r.person));
-  if (!person.ok()) return failWith(io, person.error(), kFailure);
-  if (!person->has_value()) {
-    io.err << "error: no person matches '" << r.person << "'\n";
-    return kNotFound;
-  }
-  auto tx = st->begin();
-  if (!tx.ok()) return failWith(io, tx.error(), kStoreUnavailable);
-  store::ExceptionRow row;
-  row.person_id = (*person)->id;
-  row.track = r.track;
-  row.requester = r.requester;
-  row.requested_at = now;
-  row.starts_at = *start;
-  row.ends_at = *end;
-  row.justification_json = justification.dump();
-  auto id = st->insertException(row);
-  if (!id.ok()) return failWith(io, id.error(), kFailure);
-  store::AuditRow a;
-  a.at = now;
-  a.actor = r.requester;
-  a.action = "exception.request";
-  a.subject = (*person)->key + "/" + r.track;
-  a.details_json = json({{"exception_id", *id}, {"starts_at", core::formatIso(*start)},
-                         {"ends_at", core::formatIso(*end)}, {"justification", justification}}).dump();
-  if (auto au = st->appendAudit(a); !au.ok()) return failWith(io, au.error(), kFailure);
-  if (auto c = tx->commit(); !c.ok()) return failWith(io, c.error(), kFailure);
-  io.out << "exception #" << *id << " requested for " << (*person)->key << " on " << r.track << " from "
-         << core::formatIso(*start) << " to " << core::formatIso(*end) << "; it needs approval by:";
-  for (const auto& role : t->exceptions.required_roles) io.out << ' ' << role;
-  io.out << " (each a different person, not the requester)\n";
-  return kOk;
-}
-
-int cmdExceptionDecide(Io& io, const std::string& config, std::int64_t id, const std::string& who,
-                       const std::string& role, bool revoke) {
-  int code = kOk;
-  auto opened = openAll(io, config, false, code);
-  if (!opened) return code;
-  settings::Settings* s = &opened->settings;
-  store::Store* st = opened->store.get();
-  auto all = st->exceptions();
-  if (!all.ok()) return failWith(io, all.error(), kFailure);
-  const store::ExceptionRow* x = nullptr;
-  for (const auto& e : *all)
-    if (e.id == id) x = &e;
-  if (!x) {
-    io.err << "error: no exception #" << id << "\n";
-    return kNotFound;
-  }
-  const core::Instant now = io.now();
-  auto tx = st->begin();
-  if (!tx.ok()) return failWith(io, tx.error(), kStoreUnavailable);
-  store::AuditRow a;
-  a.at = now;
-  a.actor = who;
-  a.subject = "exception/" + std::to_string(id);
-  if (revoke) {
-    if (auto r = st->revokeException(id, who, now); !r.ok()) return failWith(io, r.error(), kFailure);
-    a.action = "exception.revoke";
-  } else {
-    auto sym = s->policy->symbols.find(x->track);
-    const core::Track* t = sym ? findTrack(*s->policy, *sym) : nullptr;
-    if (!t) {
-      io.err << "error: exception #" << id << " is for track " << x->track << ", which no longer exists\n";
-      return kNotFound;
-    }
-    const auto& roles = t->exceptions.required_roles;
-    if (std::find(roles.begin(), roles.end(), role) == roles.end()) {
-      io.err << "error: role '" << role << "' is not one track " << x->track << " requires; required:";
-      for (const auto& r : roles) io.err << ' ' << r;
-      io.err << '\n';
-      return kUsage;
-    }
-    if (who == x->requester) {
-      io.err << "error: " << who << " requested exception #" << id << " and cannot approve it\n";
-      return kUsage;
-    }
-    store::ApprovalRow ap;
-    ap.exception_id = id;
-    ap.approver = who;
-    ap.role = role;
-    ap.at = now;
-    if (auto r = st->addApproval(ap); !r.ok()) return failWith(io, r.error(), kFailure);
-    a.action = "exception.approve";
-    a.details_json = json({{"role", role}}).dump();
-  }
-  if (auto au = st->appendAudit(a); !au.ok()) return failWith(io, au.error(), kFailure);
-  if (auto c = tx->commit(); !c.ok()) return failWith(io, c.error(), kFailure);
-  io.out << "exception #" << id << (revoke ? " revoked by " : " approved by ") << who
-         << (revoke ? "" : " as " + role) << " (audited)\n";
-  return kOk;
-}
-
-int cmdExceptionList(Io& io, const std::string& config, const std::string& format) {
-  int code = kOk;
-  auto opened = openAll(io, config, true, code);
-  if (!opened) return code;
-  settings::Settings* s = &opened->settings;
-  store::Store* st = opened->store.get();
-  auto all = st->exceptions();
-  if (!all.ok()) return failWith(io, all.error(), kFailure);
-  auto people = st->persons();
-  if (!people.ok()) return failWith(io, people.error(), kFailure);
-  auto keyOf = [&](std::int64_t pid) {
-    for (const auto& p : *people)
-      if (p.id == pid) return p.key;
-    return std::to_string(pid);
-  };
-  const core::Instant now = io.now();
-  auto stateOf = [&](const store::ExceptionRow& x) -> std::string {
-    if (x.revoked_at && *x.revoked_at <= now) return "revoked";
-    if (now >= x.ends_at) return "ended";
-    auto sym = s->policy->symbols.find(x.track);
-    const core::Track* t = sym ? findTrack(*s->policy, *sym) : nullptr;
-    if (!t) return "unknown track";
-    for (const auto& role : t->exceptions.required_roles) {
-      bool ok = false;
-      for (const auto& a : x.approvals) ok = ok || (a.role == role && a.approver != x.requester);
-      if (!ok) return "awaiting " + role;
-    }
-    return now < x.starts_at ? "approved, not started" : "active";
-  };
-  if (format == "json") {
-    json j = json::array();
-    for (const auto& x : *all) {
-      json ap = json::array();
-      for (const auto& a : x.approvals)
-        ap.push_back({{"approver", a.approver}, {"role", a.role}, {"at", core::formatIso(a.at)}});
-      j.push_back({{"id", x.id}, {"person", keyOf(x.person_id)}, {"track", x.track}, {"requester", x.requester},
-                   {"starts_at", core::formatIso(x.starts_at)}, {"ends_at", core::formatIso(x.ends_at)},
-                   {"state", stateOf(x)}, {"justification", json::parse(x.justification_json, nullptr, false)},
-                   {"approvals", ap}});
-    }
-    io.out << j.dump(2) << '\n';
-    return kOk;
-  }
-  Table t({"ID", "PERSON", "TRACK", "FROM", "TO", "REQUESTER", "APPROVALS", "STATE"});
-  for (const auto& x : *all) {
-    std::string ap;
-    for (const auto& a : x.approvals) ap += (ap.empty() ? "" : ", ") + a.role + ":" + a.approver;
-    t.add({std::to_string(x.id), keyOf(x.person_id), x.track, core::formatIso(x.starts_at),
-           core::formatIso(x.ends_at), x.requester, ap.empty() ? "-" : ap, stateOf(x)});
-  }
-  t.print(io.out);
-  return kOk;
-}
-
 // ---------------------------------------------------------------- connectors
 
 int cmdConnectors(Io& io, const std::string& describe_kind) {
@@ -1001,29 +792,45 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   reset->add_option("--by", a_by, "who authorises the reset")->required();
   reset->add_option("--reason", a_reason, "why (kept in the audit trail)")->required();
 
-  auto* excs = app.add_subcommand("exceptions", "time-limited exceptions: request, approve, revoke, list");
+  auto* excs = app.add_subcommand("exceptions", "time-limited exceptions: request, approve, reject, revoke, list, show");
   excs->require_subcommand(1);
+  std::string x_format = "table";
+  auto formatOption = [&](CLI::App* cmd) {
+    cmd->add_option("--format", x_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  };
   auto* x_request = excs->add_subcommand("request", "ask for access without certification for a bounded time");
-  ExceptionRequest xr;
+  ExceptionRequestArgs xr;
   x_request->add_option("person", xr.person, "key, employee id or email")->required();
   x_request->add_option("track", xr.track, "track id")->required();
   x_request->add_option("--requester", xr.requester, "who asks (cannot approve it)")->required();
   x_request->add_option("--start", xr.start, "ISO 8601 start (default: now)");
   x_request->add_option("--days", xr.days, "duration in days (at most the track's maxDurationDays)");
   x_request->add_option("--end", xr.end, "ISO 8601 end, instead of --days");
-  x_request->add_option("--field", xr.fields, "justification NAME=VALUE (repeatable)");
-  auto* x_approve = excs->add_subcommand("approve", "approve an exception in one required role");
+  x_request->add_option("--field", xr.fields, "justification NAME=VALUE (repeatable; every field the policy names)");
+  formatOption(x_request);
+  auto* x_approve = excs->add_subcommand("approve", "approve an exception in one required role (the approver must hold it: exceptions.approvers)");
   std::int64_t x_id = 0;
-  std::string x_who, x_role;
+  std::string x_who, x_role, x_reason, x_comment;
   x_approve->add_option("id", x_id, "exception id")->required();
   x_approve->add_option("--approver", x_who, "who approves")->required();
   x_approve->add_option("--role", x_role, "the required role approved in")->required();
+  x_approve->add_option("--comment", x_comment, "a note kept with the approval");
+  formatOption(x_approve);
+  auto* x_reject = excs->add_subcommand("reject", "refuse a pending exception for good (by a holder of one of its roles)");
+  x_reject->add_option("id", x_id, "exception id")->required();
+  x_reject->add_option("--by", x_who, "who rejects")->required();
+  x_reject->add_option("--reason", x_reason, "why (kept in the audit trail)")->required();
+  formatOption(x_reject);
   auto* x_revoke = excs->add_subcommand("revoke", "end an exception now");
   x_revoke->add_option("id", x_id, "exception id")->required();
   x_revoke->add_option("--by", x_who, "who revokes")->required();
+  x_revoke->add_option("--reason", x_reason, "why (kept in the audit trail)");
+  formatOption(x_revoke);
   auto* x_list = excs->add_subcommand("list", "every exception and its state");
-  std::string x_format = "table";
-  x_list->add_option("--format", x_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  formatOption(x_list);
+  auto* x_show = excs->add_subcommand("show", "one exception: state, approvals, missing roles, window");
+  x_show->add_option("id", x_id, "exception id")->required();
+  formatOption(x_show);
 
   auto* plan_cmd = app.add_subcommand("plan", "the dry run: who would be added to and removed from which group, and why");
   std::string p_person, p_format = "table";
@@ -1151,10 +958,12 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (sources->parsed()) return cmdSources(io, config, s_format);
     if (runs->parsed()) return cmdRuns(io, config, r_limit, r_format);
     if (reset->parsed()) return cmdAttemptsReset(io, config, a_person, a_track, a_by, a_reason);
-    if (x_request->parsed()) return cmdExceptionRequest(io, config, xr);
-    if (x_approve->parsed()) return cmdExceptionDecide(io, config, x_id, x_who, x_role, false);
-    if (x_revoke->parsed()) return cmdExceptionDecide(io, config, x_id, x_who, "", true);
+    if (x_request->parsed()) return cmdExceptionRequest(io, config, xr, x_format);
+    if (x_approve->parsed()) return cmdExceptionApprove(io, config, x_id, x_who, x_role, x_comment, x_format);
+    if (x_reject->parsed()) return cmdExceptionReject(io, config, x_id, x_who, x_reason, x_format);
+    if (x_revoke->parsed()) return cmdExceptionRevoke(io, config, x_id, x_who, x_reason, x_format);
     if (x_list->parsed()) return cmdExceptionList(io, config, x_format);
+    if (x_show->parsed()) return cmdExceptionShow(io, config, x_id, x_format);
     if (plan_cmd->parsed()) return cmdPlan(io, config, p_person, p_format);
     if (apply_cmd->parsed()) return cmdApply(io, config, ap_id, ap_format);
     if (sync_cmd->parsed())

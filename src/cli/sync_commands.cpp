@@ -12,6 +12,7 @@
 #include "cli/roster_file.hpp"
 #include "cli/token_commands.hpp"
 #include "connectors/common/redact.hpp"
+#include "engine/exceptions.hpp"
 #include "engine/ingest.hpp"
 #include "engine/reconcile.hpp"
 #include "engine/run_lock.hpp"
@@ -428,6 +429,18 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
              << " new or changed record(s), " << quarantined << " set aside"
              << (ingested->complete() ? "" : " (INCOMPLETE: see certgate sources)") << '\n';
     }
+  }
+
+  // Exceptions whose window has closed: their end goes to the audit trail (access already
+  // follows from the window itself; this only records it).
+  engine::ExceptionService exceptions(st, s);
+  if (auto swept = exceptions.sweep(io.now()); !swept) {
+    io.err << "warning: the ends of exceptions were not recorded this run: "
+           << swept.error().describe() << '\n';
+  } else {
+    report["exceptions_ended"] = swept->ended;
+    if (format != "json" && !swept->ended.empty())
+      io.out << swept->ended.size() << " exception(s) ended by themselves (audited)\n";
   }
 
   // 3. Plan and apply.

@@ -244,35 +244,16 @@ bool checkException(const Exception& x, const Track& t, Instant now, Verdict& v)
       ok = false;
     }
   }
-  std::vector<const Approval*> valid;
   for (const Approval& a : x.approvals) {
-    if (a.at > now) continue;  // not yet given
-    if (a.approver == x.requester) {
-      Evidence& e = add(Finding::ExceptionSelfApproved, false);
-      e.at = a.at;
-      for (std::size_t i = 0; i < pol.required_roles.size(); ++i)
-        if (pol.required_roles[i] == a.role) e.index = static_cast<std::int32_t>(i);
-      continue;
-    }
-    valid.push_back(&a);
+    if (a.at > now || a.approver != x.requester) continue;
+    Evidence& e = add(Finding::ExceptionSelfApproved, false);
+    e.at = a.at;
+    for (std::size_t i = 0; i < pol.required_roles.size(); ++i)
+      if (pol.required_roles[i] == a.role) e.index = static_cast<std::int32_t>(i);
   }
-  std::vector<const std::string*> used;
-  if (!matchRoles(pol.required_roles, valid, 0, used)) {
+  for (std::size_t i : missingApprovals(x, pol, now)) {
+    add(Finding::ExceptionMissingApproval, false).index = static_cast<std::int32_t>(i);
     ok = false;
-    bool reported = false;
-    for (std::size_t i = 0; i < pol.required_roles.size(); ++i) {
-      const bool has = std::any_of(valid.begin(), valid.end(), [&](const Approval* a) {
-        return a->role == pol.required_roles[i];
-      });
-      if (has) continue;
-      add(Finding::ExceptionMissingApproval, false).index = static_cast<std::int32_t>(i);
-      reported = true;
-    }
-    // Every role has an approval, but one person approved for several roles: the last role
-    // still needs somebody else.
-    if (!reported)
-      add(Finding::ExceptionMissingApproval, false).index =
-          static_cast<std::int32_t>(pol.required_roles.size() - 1);
   }
   if (!ok) return false;
   if (x.revoked_at && *x.revoked_at <= now) {
@@ -469,6 +450,26 @@ bool factLess(const Fact* a, const Fact* b) {
 }
 
 }  // namespace
+
+std::vector<std::size_t> missingApprovals(const Exception& x, const ExceptionPolicy& policy,
+                                          Instant now) {
+  std::vector<const Approval*> valid;
+  for (const Approval& a : x.approvals)
+    if (a.at <= now && a.approver != x.requester) valid.push_back(&a);
+  std::vector<const std::string*> used;
+  if (matchRoles(policy.required_roles, valid, 0, used)) return {};
+  std::vector<std::size_t> missing;
+  for (std::size_t i = 0; i < policy.required_roles.size(); ++i) {
+    const bool has = std::any_of(valid.begin(), valid.end(), [&](const Approval* a) {
+      return a->role == policy.required_roles[i];
+    });
+    if (!has) missing.push_back(i);
+  }
+  // Every role has an approval, but one person approved for several roles: the last role
+  // still needs somebody else.
+  if (missing.empty()) missing.push_back(policy.required_roles.size() - 1);
+  return missing;
+}
 
 std::string impossibleFactReason(const Fact& f, Instant now, Seconds skew) {
   if (f.at > now + skew) return "dated " + formatIso(f.at) + ", in the future beyond the allowed clock skew";

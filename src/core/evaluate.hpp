@@ -29,6 +29,13 @@ void evaluatePerson(PersonIndex person, const Person& info, std::span<const Fact
                     std::span<const Exception> exceptions, const Policy& policy, Instant now,
                     std::vector<Verdict>& out);
 
+// The indices (into policy.required_roles) of the roles an exception's approvals do not cover at
+// `now`: approvals dated after `now` and approvals by the requester do not count, and one person
+// covers at most one role (docs/rules.md R16). Empty when every required role is covered. When
+// every role has an approval but one person holds several of them, the last role is reported.
+std::vector<std::size_t> missingApprovals(const Exception& x, const ExceptionPolicy& policy,
+                                          Instant now);
+
 // Checks a fact for impossible values. Returns the reason it must be quarantined, or "" if usable.
 // Impossible: score > max, negative score or max, NaN/inf, max of 0, a date later than
 // now + skew, an attempt reset with no item.

@@ -23,10 +23,12 @@ core::Result<Evaluation> Evaluation::load(store::Store& store, const settings::L
   for (const auto& row : ev.exception_rows_) {
     auto track = policy.symbols.find(row.track);
     if (!track) continue;  // a track that no longer exists grants nothing
+    if (row.rejected_at) continue;  // a rejected request never grants anything
     core::Exception x;
     x.id = row.id;
     x.track = *track;
-    x.requester = row.requester;
+    // Names compared as the exceptions workflow compares them (engine/exceptions.hpp).
+    x.requester = settings::normaliseApprover(row.requester);
     x.starts_at = row.starts_at;
     x.ends_at = row.ends_at;
     x.revoked_at = row.revoked_at;
@@ -34,7 +36,8 @@ core::Result<Evaluation> Evaluation::load(store::Store& store, const settings::L
     if (j.is_object())
       for (auto it = j.begin(); it != j.end(); ++it)
         x.justification.emplace_back(it.key(), it->is_string() ? it->get<std::string>() : it->dump());
-    for (const auto& a : row.approvals) x.approvals.push_back({a.approver, a.role, a.at});
+    for (const auto& a : row.approvals)
+      x.approvals.push_back({settings::normaliseApprover(a.approver), a.role, a.at});
     ev.exceptions_[row.person_id].push_back(std::move(x));
   }
   return ev;

@@ -26,7 +26,8 @@ using detail::MapView;
 constexpr std::string_view kTopKeys[] = {
     "version",     "store",  "tracks",   "policies", "group_bindings", "mappings", "identity",
     "sources",     "directories", "gateways", "delivery", "limits", "schedule", "http",
-    "logging", "alerts"};
+    "logging", "alerts", "exceptions"};
+constexpr std::string_view kExceptionsKeys[] = {"approvers"};
 constexpr std::string_view kStoreKeys[] = {"path"};
 constexpr std::string_view kMappingsKeys[] = {"items", "grants", "identity"};
 constexpr std::string_view kIdentityKeys[] = {"keys", "default_population", "roster"};
@@ -254,6 +255,8 @@ struct Loader {
   void emailDelivery(const FileReader& r, const Entry& e);
   void itemFile(const FileRef& ref, const detail::PolicyIndex& index);
   void identityMapping(const FileRef& ref);
+  void exceptions(const FileReader& r, const Entry& e);
+  void approverRoles(const FileReader& r, const YAML::Node& node, const std::string& path);
   std::vector<std::string> sourceNames() const {
     std::vector<std::string> out;
     for (const auto& src : s.sources) out.push_back(src.name);
@@ -314,6 +317,7 @@ void Loader::main(const FileReader& r, const MapView& m) {
   if (const Entry* e = FileReader::optional(m, "gateways")) gateways(r, *e);
   if (const Entry* e = FileReader::optional(m, "delivery")) delivery(r, *e);
   if (const Entry* e = FileReader::optional(m, "alerts")) detail::loadAlerts(r, e->value, s);
+  if (const Entry* e = FileReader::optional(m, "exceptions")) exceptions(r, *e);
 
   if (const Entry* e = FileReader::optional(m, "limits")) {
     if (auto lm = r.map(e->value, "limits", kLimitsKeys)) {
@@ -423,6 +427,83 @@ void Loader::main(const FileReader& r, const MapView& m) {
       }
     }
   }
+}
+
+void Loader::exceptions(const FileReader& r, const Entry& e) {
+  auto m = r.map(e.value, "exceptions", kExceptionsKeys);
+  if (!m) return;
+  const Entry* a = r.require(*m, "approvers", "exceptions",
+                             "add approvers: {ROLE: [person@example.org, ...]} or a file path");
+  if (!a) return;
+  s.exceptions.where = r.at(a->value);
+  if (!a->value.IsScalar()) {
+    approverRoles(r, a->value, "exceptions.approvers");
+    return;
+  }
+  auto path = r.string(a->value, "exceptions.approvers");
+  if (!path) return;
+  s.exceptions.approvers_file = detail::resolvePath(s.base_dir, *path);
+  const Location named_at = r.at(a->value);
+  auto doc = detail::loadYamlFile(s.exceptions.approvers_file, "approvers file", diag, &named_at);
+  if (!doc) return;
+  FileReader fr(s.exceptions.approvers_file, diag);
+  approverRoles(fr, *doc, "");
+}
+
+// ROLE: [holder, ...] for every entry of the mapping `node`.
+void Loader::approverRoles(const FileReader& r, const YAML::Node& node, const std::string& path) {
+  auto roles = r.openMap(node, path);
+  if (!roles) return;
+  for (const auto& role : roles->entries()) {
+    const std::string rp = path.empty() ? role.key : joinPath(path, role.key);
+    auto holders = r.stringItems(role.value, rp);
+    if (!holders) continue;
+    std::vector<std::string> list;
+    for (const auto& [name, n] : *holders) {
+      const std::string norm = normaliseApprover(name);
+      if (norm.empty()) {
+        r.error(n, rp + " lists an empty name", "write the approver's email address");
+        continue;
+      }
+      if (std::find(list.begin(), list.end(), norm) != list.end()) {
+        r.error(n, rp + " lists '" + name + "' twice", "list each person once per role");
+        continue;
+      }
+      list.push_back(norm);
+    }
+    if (holders->empty())
+      r.error(role.value, rp + " lists nobody",
+              "list the people who hold role " + role.key + ", or remove the role");
+    s.exceptions.approvers[role.key] = std::move(list);
+  }
+}
+
+// Roles the tracks require that nobody holds (no exception of such a track can be approved), and
+// configured roles no track requires (a misspelt role name).
+void checkApproverRoles(const Settings& s, Diagnostics& diag) {
+  if (!s.policy) return;
+  const Location where = s.exceptions.where.file.empty() ? Location{s.config_file, 1, 1}
+                                                         : s.exceptions.where;
+  std::set<std::string> required;
+  for (std::size_t i = 0; i < s.policy->policy.tracks.size(); ++i) {
+    const core::Track& t = s.policy->policy.tracks[i];
+    if (!t.exceptions.allowed) continue;
+    for (const auto& role : t.exceptions.required_roles) {
+      required.insert(role);
+      auto it = s.exceptions.approvers.find(role);
+      if (it == s.exceptions.approvers.end() || it->second.empty())
+        diag.warn(where, "nobody holds approver role '" + role + "', which track " +
+                             s.policy->tracks[i].id +
+                             " requires for exceptions: none of its exceptions can be approved "
+                             "until exceptions.approvers." + role + " lists its holders");
+    }
+  }
+  for (const auto& [role, holders] : s.exceptions.approvers)
+    if (!required.count(role))
+      diag.warn(where, "exceptions.approvers." + role +
+                           ": no track requires this role (required roles: " +
+                           listOf(std::vector<std::string>(required.begin(), required.end())) +
+                           ")");
 }
 
 void Loader::identity(const FileReader& r, const Entry& e) {
@@ -1268,6 +1349,7 @@ core::Result<Settings> load(const std::string& config_file, SpecLookup specs,
       if (diag.count() == 0) detail::validateBuiltPolicy(*s.policy, diag);
       checkGrantDirectories(s, diag);
       checkTokenGrants(s, diag);
+      checkApproverRoles(s, diag);
     }
   } catch (const std::exception& e) {
     diag.error(Location{config_file, 0, 0},
@@ -1310,6 +1392,15 @@ const GatewaySettings* findGateway(const Settings& s, const std::string& name) {
   for (const auto& g : s.gateways)
     if (g.is_default) return &g;
   return s.gateways.size() == 1 ? &s.gateways.front() : nullptr;
+}
+
+std::string normaliseApprover(std::string_view name) {
+  const auto first = name.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = name.find_last_not_of(" \t\r\n");
+  std::string out(name.substr(first, last - first + 1));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 const char* toString(Delivery d) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model.hpp"
@@ -276,6 +277,17 @@ struct AlertsSettings {
   core::Seconds retry_max{3600};    // retry.max: the longest delay between attempts
   core::Seconds deliver_budget{5};  // how long `certgate sync` spends delivering
 };
+// Who holds which approver role for exceptions (exceptions.approvers in certgate.yaml, inline or
+// in a file). A policy's requiredApprovers name the roles; only a holder of a role may approve
+// an exception in it. Holders are compared without case and surrounding spaces.
+struct ExceptionSettings {
+  std::map<std::string, std::vector<std::string>> approvers;  // role -> holders (normalised)
+  std::string approvers_file;  // the file they were read from ("" = inline)
+  Location where;
+};
+
+// How an approver or requester name is compared: trimmed, ASCII lower case.
+std::string normaliseApprover(std::string_view name);
 
 struct Limits {
   int max_removals = 25;
@@ -320,6 +332,7 @@ struct Settings {
   std::vector<GatewaySettings> gateways;
   DeliverySettings delivery;
   AlertsSettings alerts;
+  ExceptionSettings exceptions;
   IdentitySettings identity;
   Limits limits;
   Schedule schedule;

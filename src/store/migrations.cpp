@@ -407,6 +407,18 @@ CREATE TABLE alert_cursors (
 ) WITHOUT ROWID;
 )sql";
 
+// The exceptions workflow (engine/exceptions.hpp): a rejection ends a request for good; a
+// revocation keeps its reason; end_recorded_at is when the end of an exception that ran out by
+// itself was written to the audit log (the sweep), so that it is written once.
+constexpr const char kExceptionWorkflowSchema[] = R"sql(
+ALTER TABLE exceptions ADD COLUMN rejected_at     INTEGER;
+ALTER TABLE exceptions ADD COLUMN rejected_by     TEXT NOT NULL DEFAULT '';
+ALTER TABLE exceptions ADD COLUMN rejected_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE exceptions ADD COLUMN revoked_reason  TEXT NOT NULL DEFAULT '';
+ALTER TABLE exceptions ADD COLUMN end_recorded_at INTEGER;
+CREATE INDEX exceptions_end_unrecorded ON exceptions (ends_at) WHERE end_recorded_at IS NULL;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -415,6 +427,7 @@ constexpr Migration kMigrations[] = {
     {5, "facts written in bulk: key and person order in clustered tables", kBulkFactsSchema},
     {6, "token secret pickups (delivery by email)", kPickupSchema},
     {7, "alert outbox and cursors", kAlertSchema},
+    {8, "exceptions: rejection, revocation reason, recorded end", kExceptionWorkflowSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

@@ -177,15 +177,29 @@ constexpr const char kInsertApproval[] =
     " ON CONFLICT (exception_id, approver, role) DO NOTHING";
 constexpr const char kFindApproval[] =
     "SELECT id FROM approvals WHERE exception_id = ?1 AND approver = ?2 AND role = ?3";
-constexpr const char kRevokeException[] =
-    "UPDATE exceptions SET revoked_at = ?3, revoked_by = ?2 WHERE id = ?1 AND revoked_at IS NULL";
-constexpr const char kListExceptions[] =
-    "SELECT id, person_id, track, requester, requested_at, starts_at, ends_at,"
-    "       justification_json, revoked_at, revoked_by"
-    "  FROM exceptions ORDER BY id";
+constexpr const char kRevokeExceptionReason[] =
+    "UPDATE exceptions SET revoked_at = ?3, revoked_by = ?2, revoked_reason = ?4"
+    " WHERE id = ?1 AND revoked_at IS NULL";
+constexpr const char kRejectException[] =
+    "UPDATE exceptions SET rejected_at = ?4, rejected_by = ?2, rejected_reason = ?3"
+    " WHERE id = ?1 AND rejected_at IS NULL";
+constexpr const char kRecordExceptionEnd[] =
+    "UPDATE exceptions SET end_recorded_at = ?2 WHERE id = ?1 AND end_recorded_at IS NULL";
+#define CERTGATE_EXCEPTION_COLUMNS                                                          \
+  "SELECT e.id, e.person_id, e.track, e.requester, e.requested_at, e.starts_at, e.ends_at,"  \
+  "       e.justification_json, e.revoked_at, e.revoked_by, e.revoked_reason,"              \
+  "       e.rejected_at, e.rejected_by, e.rejected_reason, e.end_recorded_at,"              \
+  "       ifnull(p.key, '')"                                                                \
+  "  FROM exceptions e LEFT JOIN persons p ON p.id = e.person_id"
+constexpr const char kListExceptions[] = CERTGATE_EXCEPTION_COLUMNS " ORDER BY e.id";
+constexpr const char kOneException[] = CERTGATE_EXCEPTION_COLUMNS " WHERE e.id = ?1";
+#undef CERTGATE_EXCEPTION_COLUMNS
 constexpr const char kListApprovals[] =
     "SELECT id, exception_id, approver, role, at, comment"
     "  FROM approvals ORDER BY exception_id, at, id";
+constexpr const char kApprovalsOf[] =
+    "SELECT id, exception_id, approver, role, at, comment"
+    "  FROM approvals WHERE exception_id = ?1 ORDER BY at, id";
 
 // --- grants and intents
 constexpr const char kFindActiveGrant[] =
@@ -1467,6 +1481,36 @@ Result<std::int64_t> Store::countQuarantine() {
 // =============================================================================================
 // Exceptions and approvals
 
+namespace {
+
+ExceptionRow readException(const Stmt& s) {
+  ExceptionRow e;
+  e.id = s.colInt(0);
+  e.person_id = s.colInt(1);
+  e.track = s.colText(2);
+  e.requester = s.colText(3);
+  e.requested_at = s.colInstant(4);
+  e.starts_at = s.colInstant(5);
+  e.ends_at = s.colInstant(6);
+  e.justification_json = s.colText(7);
+  e.revoked_at = s.colOptInstant(8);
+  e.revoked_by = s.colText(9);
+  e.revoked_reason = s.colText(10);
+  e.rejected_at = s.colOptInstant(11);
+  e.rejected_by = s.colText(12);
+  e.rejected_reason = s.colText(13);
+  e.end_recorded_at = s.colOptInstant(14);
+  e.person_key = s.colText(15);
+  return e;
+}
+
+ApprovalRow readApproval(const Stmt& s) {
+  return ApprovalRow{s.colInt(0),  s.colInt(1),     s.colText(2),
+                     s.colText(3), s.colInstant(4), s.colText(5)};
+}
+
+}  // namespace
+
 Result<std::int64_t> Store::insertException(const ExceptionRow& row) {
   if (row.person_id <= 0 || row.track.empty() || row.requester.empty()) {
     return invalid(path_, "insertException: an exception needs a person, a track and a requester");
@@ -1539,26 +1583,55 @@ Result<std::int64_t> Store::addApproval(const ApprovalRow& row) {
   });
 }
 
-Status Store::revokeException(std::int64_t id, const std::string& by, Instant at) {
-  return cache_->inWrite("revokeException", Cache::Nested::Join, [&]() -> Status {
+// Runs `update` (bound by `bind`) and reports NotFound when no exception has the id; an
+// update that changed nothing because the state was set already is a success.
+Status Store::updateException(std::int64_t id, const char* sql, const char* op,
+                              const std::function<void(detail::Stmt&)>& bind, bool* changed) {
+  return cache_->inWrite(op, Cache::Nested::Join, [&]() -> Status {
     {
-      auto stmt = cache_->stmt(kRevokeException, "revokeException");
+      auto stmt = cache_->stmt(sql, op);
       if (!stmt) return stmt.error();
       stmt->bindInt(1, id);
-      stmt->bindText(2, by);
-      stmt->bindInstant(3, at);
+      bind(*stmt);
       if (auto ran = stmt->run(); !ran) return ran;
+      if (changed) *changed = sqlite3_changes(db_) > 0;
       if (sqlite3_changes(db_) > 0) return {};
     }
-    auto exists = cache_->stmt(kExceptionExists, "revokeException");
+    auto exists = cache_->stmt(kExceptionExists, op);
     if (!exists) return exists.error();
     exists->bindInt(1, id);
     auto found = exists->stepRow();
     if (!found) return found.error();
-    if (!*found)
-      return notFound(path_, "revokeException: no exception with id " + std::to_string(id));
+    if (!*found) return notFound(path_, std::string(op) + ": no exception with id " + std::to_string(id));
     return {};
   });
+}
+
+Status Store::revokeException(std::int64_t id, const std::string& by, Instant at,
+                              const std::string& reason) {
+  return updateException(id, kRevokeExceptionReason, "revokeException", [&](Stmt& s) {
+    s.bindText(2, by);
+    s.bindInstant(3, at);
+    s.bindText(4, reason);
+  });
+}
+
+Status Store::rejectException(std::int64_t id, const std::string& by, const std::string& reason,
+                              Instant at) {
+  return updateException(id, kRejectException, "rejectException", [&](Stmt& s) {
+    s.bindText(2, by);
+    s.bindText(3, reason);
+    s.bindInstant(4, at);
+  });
+}
+
+Result<bool> Store::markExceptionEndRecorded(std::int64_t id, Instant at) {
+  bool changed = false;
+  auto done = updateException(id, kRecordExceptionEnd, "markExceptionEndRecorded", [&](Stmt& s) {
+    s.bindInstant(2, at);
+  }, &changed);
+  if (!done) return done.error();
+  return changed;
 }
 
 Result<std::vector<ExceptionRow>> Store::exceptions() {
@@ -1568,20 +1641,7 @@ Result<std::vector<ExceptionRow>> Store::exceptions() {
   {
     auto stmt = cache_->stmt(kListExceptions, "exceptions");
     if (!stmt) return stmt.error();
-    auto read = collect<ExceptionRow>(*stmt, [](const Stmt& s) {
-      ExceptionRow e;
-      e.id = s.colInt(0);
-      e.person_id = s.colInt(1);
-      e.track = s.colText(2);
-      e.requester = s.colText(3);
-      e.requested_at = s.colInstant(4);
-      e.starts_at = s.colInstant(5);
-      e.ends_at = s.colInstant(6);
-      e.justification_json = s.colText(7);
-      e.revoked_at = s.colOptInstant(8);
-      e.revoked_by = s.colText(9);
-      return e;
-    });
+    auto read = collect<ExceptionRow>(*stmt, readException);
     if (!read) return read.error();
     rows = std::move(*read);
   }
@@ -1593,14 +1653,37 @@ Result<std::vector<ExceptionRow>> Store::exceptions() {
     const int rc = stmt->step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return stmt->error(rc);
-    ApprovalRow a{stmt->colInt(0),  stmt->colInt(1),     stmt->colText(2),
-                  stmt->colText(3), stmt->colInstant(4), stmt->colText(5)};
+    ApprovalRow a = readApproval(*stmt);
     if (auto it = index.find(a.exception_id); it != index.end()) {
       rows[it->second].approvals.push_back(std::move(a));
     }
   }
   if (auto done = snapshot->commit(); !done) return done.error();
   return rows;
+}
+
+Result<std::optional<ExceptionRow>> Store::exception(std::int64_t id) {
+  auto snapshot = cache_->read("exception");
+  if (!snapshot) return snapshot.error();
+  std::optional<ExceptionRow> row;
+  {
+    auto stmt = cache_->stmt(kOneException, "exception");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, id);
+    auto found = stmt->stepRow();
+    if (!found) return found.error();
+    if (*found) row = readException(*stmt);
+  }
+  if (row) {
+    auto stmt = cache_->stmt(kApprovalsOf, "exception");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, id);
+    auto approvals = collect<ApprovalRow>(*stmt, readApproval);
+    if (!approvals) return approvals.error();
+    row->approvals = std::move(*approvals);
+  }
+  if (auto done = snapshot->commit(); !done) return done.error();
+  return row;
 }
 
 // =============================================================================================

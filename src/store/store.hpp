@@ -42,6 +42,10 @@ struct sqlite3;
 
 namespace certgate::store {
 
+namespace detail {
+class Stmt;
+}
+
 using core::Instant;
 using core::Result;
 using core::Status;
@@ -157,6 +161,12 @@ struct ExceptionRow {
   std::string justification_json;  // {"field": "value", ...}
   std::optional<Instant> revoked_at;
   std::string revoked_by;
+  std::string revoked_reason;
+  std::optional<Instant> rejected_at;   // a rejected request never grants anything
+  std::string rejected_by;
+  std::string rejected_reason;
+  std::optional<Instant> end_recorded_at;  // when its end was audited (exception.end)
+  std::string person_key;              // filled on read
   std::vector<ApprovalRow> approvals;  // filled on read
 };
 
@@ -460,8 +470,16 @@ class Store {
   // NotFound if the exception does not exist.
   Result<std::int64_t> addApproval(const ApprovalRow& row);
   // NotFound if it does not exist; revoking a revoked exception keeps the first revocation.
-  Status revokeException(std::int64_t id, const std::string& by, Instant at);
+  Status revokeException(std::int64_t id, const std::string& by, Instant at,
+                         const std::string& reason = {});
+  // NotFound if it does not exist; rejecting a rejected exception keeps the first rejection.
+  Status rejectException(std::int64_t id, const std::string& by, const std::string& reason,
+                         Instant at);
+  // Sets end_recorded_at unless it is set already: true when this call set it. NotFound if the
+  // exception does not exist.
+  Result<bool> markExceptionEndRecorded(std::int64_t id, Instant at);
   Result<std::vector<ExceptionRow>> exceptions();  // with approvals; by id, approvals by at, id
+  Result<std::optional<ExceptionRow>> exception(std::int64_t id);  // with approvals
 
   // --- grant ledger and intents (used by the reconcile stages)
   // At most one active grant per (person, track, target_kind, target): recording it again with
@@ -599,6 +617,10 @@ class Store {
   Store(sqlite3* db, std::string path);
   struct Cache;
   Result<UpsertCounts> writeFacts(std::span<const FactRow> facts, Instant now);
+  // One UPDATE of an exception (?1 = id, the rest bound by `bind`): NotFound when no exception
+  // has the id; *changed (optional) says whether a row changed.
+  Status updateException(std::int64_t id, const char* sql, const char* op,
+                         const std::function<void(detail::Stmt&)>& bind, bool* changed = nullptr);
 
   sqlite3* db_ = nullptr;
   std::string path_;

@@ -146,3 +146,131 @@ TEST_CASE("connectors describe lists the csv keys", "[cli]") {
   for (const char* key : {"directory", "columns", "date_format", "time_zone", "score_scale", "min_rows"})
     CHECK_THAT(r.out, Catch::Contains(key));
 }
+
+namespace {
+
+// The example data ingested, then an exception for C2005 (a contractor not certified on
+// GENAI_USER_PARTNER) requested by rita; approvers as config/example/certgate.yaml names them.
+struct ExceptionScratch : Scratch {
+  ExceptionScratch() {
+    auto ingest = runCertgate({"ingest", "--config", config()});
+    INFO(ingest.err);
+    REQUIRE(ingest.code == 0);
+  }
+  Run cg(std::vector<std::string> args, const char* now = nullptr) const {
+    args.insert(args.begin(), {"--config", config()});
+    if (now) args.insert(args.begin(), {"--now", now});
+    return runCertgate(args);
+  }
+  Run request(const char* now = "2026-11-25T12:00:00Z") const {
+    return cg({"exceptions", "request", "C2005", "GENAI_USER_PARTNER", "--requester",
+               "rita.ross@example.org", "--days", "5", "--field", "partnerName=Acme", "--field",
+               "changeTicket=CHG-1", "--field", "dataClass=internal"},
+              now);
+  }
+  std::string stateOf(const std::string& now) const {
+    auto r = cg({"exceptions", "show", "1", "--format", "json"}, now.c_str());
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.out)["state"];
+  }
+  std::string personState(const std::string& now) const {
+    auto r = cg({"status", "--person", "C2005", "--track", "GENAI_USER_PARTNER", "--format", "json"},
+                now.c_str());
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.out)["rows"][0]["state"];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an exception is requested, approved by both roles, active and ends by itself", "[cli][exceptions]") {
+  ExceptionScratch s;
+  const std::string before = s.personState("2026-11-25T12:00:00Z");
+  REQUIRE(before != "exception");
+  auto req = s.request();
+  INFO(req.err);
+  REQUIRE(req.code == 0);
+  CHECK_THAT(req.out, Catch::Contains("exception #1 requested for C2005"));
+  CHECK_THAT(req.out, Catch::Contains("TeamLead Security"));
+  CHECK(s.stateOf("2026-11-25T12:00:00Z") == "pending");
+
+  auto a1 = s.cg({"exceptions", "approve", "1", "--approver", "tom.lead@example.org", "--role", "TeamLead"},
+                 "2026-11-25T12:10:00Z");
+  INFO(a1.err);
+  REQUIRE(a1.code == 0);
+  CHECK_THAT(a1.out, Catch::Contains("still needed: Security"));
+  CHECK(s.personState("2026-11-25T12:15:00Z") == before);
+
+  auto a2 = s.cg({"exceptions", "approve", "1", "--approver", "sam.sec@example.org", "--role", "Security"},
+                 "2026-11-25T12:20:00Z");
+  INFO(a2.err);
+  REQUIRE(a2.code == 0);
+  CHECK_THAT(a2.out, Catch::Contains("access for C2005 on GENAI_USER_PARTNER from 2026-11-25T12:20:00Z to 2026-11-30T12:00:00Z"));
+
+  CHECK(s.stateOf("2026-11-25T12:20:00Z") == "active");
+  CHECK(s.personState("2026-11-25T12:20:00Z") == "exception");
+  CHECK(s.stateOf("2026-11-30T11:59:59Z") == "active");
+  CHECK(s.personState("2026-11-30T11:59:59Z") == "exception");
+  // Ends by itself: nobody did anything.
+  CHECK(s.stateOf("2026-11-30T12:00:00Z") == "ended");
+  CHECK(s.personState("2026-11-30T12:00:00Z") == before);
+
+  auto show = s.cg({"exceptions", "show", "1"}, "2026-11-26T00:00:00Z");
+  REQUIRE(show.code == 0);
+  CHECK_THAT(show.out, Catch::Contains("state:       active"));
+  CHECK_THAT(show.out, Catch::Contains("approved:    TeamLead by tom.lead@example.org"));
+  CHECK_THAT(show.out, Catch::Contains("partnerName: Acme"));
+
+  auto list = s.cg({"exceptions", "list", "--format", "json"}, "2026-11-26T00:00:00Z");
+  REQUIRE(list.code == 0);
+  auto j = nlohmann::json::parse(list.out);
+  REQUIRE(j.size() == 1);
+  CHECK(j[0]["missing_roles"].empty());
+  CHECK(j[0]["approvals"].size() == 2);
+}
+
+TEST_CASE("refused approvals say why and record nothing", "[cli][exceptions]") {
+  ExceptionScratch s;
+  REQUIRE(s.request().code == 0);
+  auto self = s.cg({"exceptions", "approve", "1", "--approver", "rita.ross@example.org", "--role", "Security"});
+  CHECK(self.code == 2);
+  CHECK_THAT(self.err, Catch::Contains("requested exception #1 and cannot approve it"));
+  auto not_holder = s.cg({"exceptions", "approve", "1", "--approver", "tom.lead@example.org", "--role", "Security"});
+  CHECK(not_holder.code == 2);
+  CHECK_THAT(not_holder.err, Catch::Contains("does not hold approver role Security"));
+  CHECK_THAT(not_holder.err, Catch::Contains("sam.sec@example.org"));
+  auto no_role = s.cg({"exceptions", "approve", "1", "--approver", "tom.lead@example.org", "--role", "Boss"});
+  CHECK(no_role.code == 2);
+  CHECK_THAT(no_role.err, Catch::Contains("required roles: TeamLead, Security"));
+  auto missing = s.cg({"exceptions", "approve", "9", "--approver", "tom.lead@example.org", "--role", "TeamLead"});
+  CHECK(missing.code == 6);
+  auto show = s.cg({"exceptions", "show", "1", "--format", "json"});
+  REQUIRE(show.code == 0);
+  CHECK(nlohmann::json::parse(show.out)["approvals"].empty());
+
+  auto too_long = s.cg({"exceptions", "request", "C2005", "GENAI_USER_PARTNER", "--requester", "rita.ross@example.org",
+                        "--days", "6", "--field", "partnerName=Acme", "--field", "changeTicket=CHG-1",
+                        "--field", "dataClass=internal"});
+  CHECK(too_long.code == 2);
+  CHECK_THAT(too_long.err, Catch::Contains("allows at most 5 days"));
+  auto no_field = s.cg({"exceptions", "request", "C2005", "GENAI_USER_PARTNER", "--requester", "rita.ross@example.org",
+                        "--days", "2", "--field", "partnerName=Acme", "--field", "dataClass=internal"});
+  CHECK(no_field.code == 2);
+  CHECK_THAT(no_field.err, Catch::Contains("missing justification: changeTicket"));
+}
+
+TEST_CASE("a rejected exception cannot be approved", "[cli][exceptions]") {
+  ExceptionScratch s;
+  REQUIRE(s.request().code == 0);
+  auto rej = s.cg({"exceptions", "reject", "1", "--by", "sam.sec@example.org", "--reason", "no contract on file"});
+  INFO(rej.err);
+  REQUIRE(rej.code == 0);
+  CHECK_THAT(rej.out, Catch::Contains("exception #1 rejected by sam.sec@example.org: no contract on file"));
+  auto a = s.cg({"exceptions", "approve", "1", "--approver", "tom.lead@example.org", "--role", "TeamLead"});
+  CHECK(a.code == 2);
+  CHECK_THAT(a.err, Catch::Contains("was rejected by sam.sec@example.org"));
+  CHECK(s.stateOf("2026-11-25T12:00:00Z") == "rejected");
+  auto no_reason = s.cg({"exceptions", "reject", "1", "--by", "sam.sec@example.org"});
+  CHECK(no_reason.code == 2);  // --reason is required
+}

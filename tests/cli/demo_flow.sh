@@ -26,8 +26,8 @@ grep -q '"files_skipped": 2' "$WORK/ingest2.json" || fail "second ingest re-read
 
 cg exceptions request C2005 GENAI_USER_PARTNER --requester rita@example.org --start 2026-11-24T08:00:00Z \
   --days 5 --field partnerName=Acme --field changeTicket=CHG-1 --field dataClass=internal >/dev/null
-cg exceptions approve 1 --approver tom@example.org --role TeamLead >/dev/null
-cg exceptions approve 1 --approver sam@example.org --role Security >/dev/null
+cg exceptions approve 1 --approver tom.lead@example.org --role TeamLead >/dev/null
+cg exceptions approve 1 --approver sam.sec@example.org --role Security >/dev/null
 if cg exceptions approve 1 --approver rita@example.org --role Security 2>/dev/null; then
   fail "the requester could approve their own exception"
 fi

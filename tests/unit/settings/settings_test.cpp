@@ -285,7 +285,7 @@ TEST_CASE("Every error of a broken configuration is reported, not just the first
   CHECK(errors[1].message ==
         "unknown top-level key 'schedulee'; valid keys: version, store, tracks, policies, "
         "group_bindings, mappings, identity, sources, directories, gateways, delivery, limits, "
-        "schedule, http, logging, alerts; did you mean 'schedule'?");
+        "schedule, http, logging, alerts, exceptions; did you mean 'schedule'?");
   REQUIRE(findError(errors, "'Bad Name' may only contain"));
   CHECK(findError(errors, "'Bad Name' may only contain")->where == file + ":7:11");
   REQUIRE(findError(errors, "missing required key 'directory' in sources[0]"));
@@ -617,4 +617,62 @@ TEST_CASE("Without directories, group grants are a warning, not an error", "[uni
 }
 
 }  // namespace
+}  // namespace certgate::settings
+
+namespace certgate::settings {
+namespace {
+
+bool hasWarning(const Settings& s, const std::string& text) {
+  return std::any_of(s.warnings.begin(), s.warnings.end(),
+                     [&](const std::string& w) { return w.find(text) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("exceptions.approvers lists who holds each approver role", "[unit][settings]") {
+  ConfigDir c(
+      "exceptions:\n  approvers:\n    TeamLead: [Tom@Example.org, una@example.org]\n"
+      "    Security: sam@example.org\n");
+  const Settings s = loadOk(c.config);
+  CHECK(s.exceptions.approvers.at("TeamLead") ==
+        std::vector<std::string>{"tom@example.org", "una@example.org"});
+  CHECK(s.exceptions.approvers.at("Security") == std::vector<std::string>{"sam@example.org"});
+  CHECK(s.exceptions.approvers_file.empty());
+  CHECK_FALSE(hasWarning(s, "nobody holds approver role"));
+}
+
+TEST_CASE("exceptions.approvers may name a file of roles", "[unit][settings]") {
+  ConfigDir c("exceptions:\n  approvers: approvers.yaml\n");
+  c.dir.write("approvers.yaml", "TeamLead: [tom@example.org]\nSecurity: [sam@example.org]\n");
+  const Settings s = loadOk(c.config);
+  CHECK(s.exceptions.approvers_file == c.dir.path() + "/approvers.yaml");
+  CHECK(s.exceptions.approvers.at("Security") == std::vector<std::string>{"sam@example.org"});
+}
+
+TEST_CASE("exceptions.approvers errors name the file, line and role", "[unit][settings]") {
+  ConfigDir c("exceptions:\n  approvers: approvers.yaml\n");
+  const std::string file = c.dir.write("approvers.yaml", "TeamLead: [tom@example.org, tom@example.org]\nSecurity: []\n");
+  const auto errors = loadErrors(c.config);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].where == file + ":1:29");
+  CHECK(errors[0].message == "TeamLead lists 'tom@example.org' twice");
+  CHECK(errors[1].where == file + ":2:11");
+  CHECK(errors[1].message == "Security lists nobody");
+
+  ConfigDir missing("exceptions:\n  approvers: nowhere.yaml\n");
+  const auto e2 = loadErrors(missing.config);
+  CHECK_THAT(e2[0].message, Catch::Contains("nowhere.yaml"));
+
+  ConfigDir unknown("exceptions:\n  approver: {}\n");
+  const auto e3 = loadErrors(unknown.config);
+  CHECK_THAT(e3[0].message, Catch::Contains("approvers"));
+}
+
+TEST_CASE("a required approver role nobody holds and a role no track requires are warned about", "[unit][settings]") {
+  ConfigDir c("exceptions:\n  approvers:\n    TeamLead: [tom@example.org]\n    Securty: [sam@example.org]\n");
+  const Settings s = loadOk(c.config);
+  CHECK(hasWarning(s, "nobody holds approver role 'Security'"));
+  CHECK(hasWarning(s, "exceptions.approvers.Securty: no track requires this role"));
+}
+
 }  // namespace certgate::settings
