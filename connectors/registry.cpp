@@ -4,6 +4,9 @@
 #if defined(CERTGATE_HAVE_LMS_XAPI)
 #include "connectors/lms/xapi/xapi_source.hpp"
 #endif
+#if defined(CERTGATE_HAVE_LMS_WORKDAY)
+#include "connectors/lms/workday/workday_source.hpp"
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
 #include "connectors/directory/scim/scim_directory.hpp"
 #endif
@@ -41,6 +44,9 @@ std::vector<ConnectorInfo> all() {
   std::vector<ConnectorInfo> out{{&csv::spec(), ConnectorRole::LmsSource}};
 #if defined(CERTGATE_HAVE_LMS_XAPI)
   out.push_back({&xapi::spec(), ConnectorRole::LmsSource});
+#endif
+#if defined(CERTGATE_HAVE_LMS_WORKDAY)
+  out.push_back({&workday::spec(), ConnectorRole::LmsSource});
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
   out.push_back({&scim::spec(), ConnectorRole::Directory});
@@ -100,6 +106,11 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
   if (kind == "xapi")
     return xapi::makeSource(name, options, base_dir, secrets, std::move(redactor),
                             std::move(client_options));
+#endif
+#if defined(CERTGATE_HAVE_LMS_WORKDAY)
+  if (kind == "workday")
+    return workday::makeSource(name, options, base_dir, secrets, std::move(redactor),
+                               std::move(client_options));
 #endif
   (void)secrets;
   (void)redactor;

@@ -53,11 +53,23 @@ struct Sink {
   std::string body;
   std::size_t max_body = 0;
   bool too_large = false;
+  CURL* easy = nullptr;
+  const std::function<bool(std::string_view)>* stream = nullptr;
+  bool stream_refused = false;
 };
 
 std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* sink = static_cast<Sink*>(user);
   const std::size_t n = size * count;
+  if (sink->stream != nullptr) {
+    long status = 0;
+    curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if ((*sink->stream)(std::string_view(data, n))) return n;
+      sink->stream_refused = true;
+      return 0;
+    }
+  }
   if (sink->body.size() + n > sink->max_body) {
     sink->too_large = true;
     return 0;  // makes curl abort with CURLE_WRITE_ERROR
@@ -269,6 +281,11 @@ core::Result<Response> Client::send(const Request& request) {
 
   Sink sink;
   sink.max_body = options_.max_response_bytes;
+  sink.easy = h;
+  if (request.on_body) {
+    sink.stream = &request.on_body;
+    if (request.on_body_start) request.on_body_start();
+  }
   char errbuf[CURL_ERROR_SIZE] = {};
 
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(nullptr, curl_slist_free_all);
@@ -344,6 +361,9 @@ core::Result<Response> Client::send(const Request& request) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
 
+  if (sink.stream_refused) {
+    return fail(ErrorKind::Permanent, "the response body was refused by its reader");
+  }
   if (sink.too_large) {
     return fail(ErrorKind::Permanent,
                 "response body exceeds " + std::to_string(options_.max_response_bytes) + " bytes");

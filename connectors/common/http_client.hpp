@@ -69,6 +69,13 @@ struct Request {
   // Set when a non-idempotent method (POST, PATCH) is safe to repeat, e.g. it carries an
   // idempotency key. Only then does sendWithRetry retry it.
   bool idempotent = false;
+  // Streaming: when on_body is set, the body of a 2xx answer is handed to it piece by piece
+  // instead of being kept in Response::body (which then stays empty), and max_response_bytes
+  // does not apply to it; on_body returning false aborts the exchange (a Permanent error).
+  // Bodies of other statuses are kept as usual. on_body_start, when set, is called before each
+  // exchange, so a consumer starts over when sendWithRetry repeats the request.
+  std::function<bool(std::string_view)> on_body{};
+  std::function<void()> on_body_start{};
 };
 
 struct Response {

@@ -85,7 +85,10 @@ core::Result<http::Response> TokenSource::post(const std::string& where) {
     req.idempotent = true;  // a token request has no side effect worth guarding
     req.headers.set("Content-Type", "application/x-www-form-urlencoded");
     req.headers.set("Accept", "application/json");
-    std::string body = "grant_type=client_credentials";
+    std::string body = config_.refresh_token.empty()
+                           ? std::string("grant_type=client_credentials")
+                           : "grant_type=refresh_token&refresh_token=" +
+                                 formEncode(config_.refresh_token);
     if (!config_.scope.empty()) body += "&scope=" + formEncode(config_.scope);
     switch (config_.auth) {
       case ClientAuth::SecretPost:

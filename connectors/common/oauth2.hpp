@@ -1,6 +1,7 @@
 #pragma once
-// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4) with a cached access token, shared by
-// the SCIM, Graph and Okta connectors.
+// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4), or the refresh-token grant (section
+// 6) for clients that only have that, with a cached access token, shared by the SCIM, Graph and
+// Okta connectors and the API-based LMS sources.
 //
 // Client authentication, one of:
 //  - client_secret_post: client_id and client_secret in the form body (Microsoft identity
@@ -38,6 +39,10 @@ struct ClientCredentialsConfig {
   std::string client_id;
   std::string client_secret;  // SecretPost / SecretBasic
   std::string scope;          // space-separated; "" = none sent
+  // When set, the grant is refresh_token (RFC 6749 section 6) with this token instead of
+  // client_credentials: Workday's API clients for integrations hand out a non-expiring refresh
+  // token and no client-credentials grant. The refresh token is a secret like client_secret.
+  std::string refresh_token;
   ClientAuth auth = ClientAuth::SecretPost;
   // PrivateKeyJwt: returns a fresh signed assertion (audience = token_url).
   std::function<core::Result<std::string>()> client_assertion;

@@ -1,7 +1,5 @@
 #include "connectors/lms/xapi/xapi_source.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -12,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "connectors/common/encoding.hpp"
 #include "connectors/common/oauth2.hpp"
 #include "connectors/common/options.hpp"
 #include "connectors/lms/xapi/statement.hpp"
@@ -22,6 +21,10 @@ namespace {
 
 using Json = nlohmann::json;
 using core::ErrorKind;
+using encoding::base64;
+using encoding::excerpt;
+using encoding::sha256Hex;
+using encoding::urlEncode;
 using options::OptionReader;
 
 constexpr std::int64_t kMicros = 1'000'000;
@@ -33,52 +36,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-std::string urlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() * 3 / 2);
-  for (const unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
-}
-
-std::string sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
-
-std::string excerpt(std::string_view s, std::size_t n = 200) {
-  std::string out;
-  for (const char c : s.substr(0, n)) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-  if (s.size() > n) out += "...";
-  return out;
 }
 
 enum class Auth { Basic, OAuth2 };
