@@ -7,6 +7,9 @@
 #if defined(CERTGATE_HAVE_LMS_WORKDAY)
 #include "connectors/lms/workday/workday_source.hpp"
 #endif
+#if defined(CERTGATE_HAVE_LMS_CORNERSTONE)
+#include "connectors/lms/cornerstone/cornerstone_source.hpp"
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
 #include "connectors/directory/scim/scim_directory.hpp"
 #endif
@@ -47,6 +50,9 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_LMS_WORKDAY)
   out.push_back({&workday::spec(), ConnectorRole::LmsSource});
+#endif
+#if defined(CERTGATE_HAVE_LMS_CORNERSTONE)
+  out.push_back({&cornerstone::spec(), ConnectorRole::LmsSource});
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
   out.push_back({&scim::spec(), ConnectorRole::Directory});
@@ -111,6 +117,11 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
   if (kind == "workday")
     return workday::makeSource(name, options, base_dir, secrets, std::move(redactor),
                                std::move(client_options));
+#endif
+#if defined(CERTGATE_HAVE_LMS_CORNERSTONE)
+  if (kind == "cornerstone")
+    return cornerstone::makeSource(name, options, base_dir, secrets, std::move(redactor),
+                                   std::move(client_options));
 #endif
   (void)secrets;
   (void)redactor;

@@ -271,6 +271,7 @@ core::Result<Response> Client::send(const Request& request) {
     return core::makeError(kind, redact(what + ": " + detail), {}, hintFor(kind));
   };
 
+  if (options_.before_send) options_.before_send();
   std::lock_guard lock(mutex_);
   if (globalInit() != CURLE_OK) return fail(ErrorKind::Internal, "curl_global_init failed");
   if (!impl_->easy) impl_->easy = curl_easy_init();

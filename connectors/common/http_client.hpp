@@ -122,6 +122,9 @@ struct ClientOptions {
   std::function<void(Millis)> sleep;
   std::function<double()> random01;     // uniform in [0, 1)
   std::function<std::int64_t()> now_unix_s;
+  // Called before every exchange, retries and token requests included: a client-side rate
+  // limiter waits here (RateLimiter::acquire).
+  std::function<void()> before_send{};
 };
 
 class Client {

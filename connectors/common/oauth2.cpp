@@ -91,6 +91,15 @@ core::Result<http::Response> TokenSource::post(const std::string& where) {
                                  formEncode(config_.refresh_token);
     if (!config_.scope.empty()) body += "&scope=" + formEncode(config_.scope);
     switch (config_.auth) {
+      case ClientAuth::JsonBody: {
+        nlohmann::json doc = {{"clientId", config_.client_id},
+                              {"clientSecret", config_.client_secret},
+                              {"grantType", "client_credentials"}};
+        if (!config_.scope.empty()) doc["scope"] = config_.scope;
+        req.headers.set("Content-Type", "application/json");
+        body = doc.dump();
+        break;
+      }
       case ClientAuth::SecretPost:
         body += "&client_id=" + formEncode(config_.client_id) +
                 "&client_secret=" + formEncode(config_.client_secret);

@@ -9,7 +9,10 @@
 //  - client_secret_basic: HTTP Basic with the form-url-encoded id and secret (RFC 6749 2.3.1);
 //  - private_key_jwt: a signed client assertion (RFC 7523 section 2.2) supplied by
 //    `client_assertion` (Okta service apps), sent as client_assertion_type
-//    urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
+//    urn:ietf:params:oauth:client-assertion-type:jwt-bearer;
+//  - json_body: a JSON body {"clientId", "clientSecret", "grantType": "client_credentials",
+//    "scope"} (Cornerstone OnDemand's token endpoint, POST /services/api/oauth2/token, as its
+//    API samples send it).
 //
 // The token is cached until `refresh_margin` before its expires_in (the margin is capped at half
 // the lifetime, so a short-lived token is still reused); invalidate() drops it (after a 401, so
@@ -32,7 +35,7 @@
 
 namespace certgate::connectors::oauth2 {
 
-enum class ClientAuth { SecretPost, SecretBasic, PrivateKeyJwt };
+enum class ClientAuth { SecretPost, SecretBasic, PrivateKeyJwt, JsonBody };
 
 struct ClientCredentialsConfig {
   std::string token_url;
