@@ -431,3 +431,72 @@ TEST_CASE("One Client reuses its connection across requests", "[connector][http]
   CHECK(client_ports[2] == client_ports[0]);
   CHECK(client_ports[3] != client_ports[0]);  // a second Client has its own connection
 }
+
+TEST_CASE("a streamed 2xx body goes to on_body, error bodies are kept, and each retry starts over",
+          "[connector][http]") {
+  LoopbackServer srv;
+  std::atomic<int> count{0};
+  serveSequence(srv, "/report", {503, 200}, count);
+  srv.start();
+  FakeTime time;
+  http::Client client(time.options());
+  std::string streamed;
+  int starts = 0;
+  http::Request req;
+  req.url = srv.url("/report");
+  req.on_body_start = [&] {
+    ++starts;
+    streamed.clear();
+  };
+  req.on_body = [&](std::string_view chunk) {
+    streamed += chunk;
+    return true;
+  };
+  auto resp = client.sendWithRetry(req, http::RetryPolicy{});
+  REQUIRE(resp.ok());
+  CHECK(resp->status == 200);
+  CHECK(resp->body.empty());   // handed to on_body instead
+  CHECK(streamed == "done");
+  CHECK(starts == 2);          // the 503 and the 200
+  CHECK(count.load() == 2);
+
+  // The error body of a non-2xx answer is kept in Response::body, never streamed.
+  std::atomic<int> count2{0};
+  LoopbackServer busy;
+  serveSequence(busy, "/busy", {404}, count2);
+  busy.start();
+  req.url = busy.url("/busy");
+  streamed.clear();
+  auto missing = client.send(req);
+  REQUIRE(missing.ok());
+  CHECK(missing->status == 404);
+  CHECK(missing->body == "busy");
+  CHECK(streamed.empty());
+
+  // A reader that refuses the body aborts the exchange.
+  req.url = srv.url("/report");
+  req.on_body = [](std::string_view) { return false; };
+  auto refused = client.send(req);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::Permanent);
+  CHECK_THAT(refused.error().message, Catch::Contains("refused by its reader"));
+}
+
+TEST_CASE("before_send runs before every exchange, retries included", "[connector][http]") {
+  LoopbackServer srv;
+  std::atomic<int> count{0};
+  serveSequence(srv, "/limited", {429, 429, 200}, count, "1");
+  srv.start();
+  FakeTime time;
+  int calls = 0;
+  http::ClientOptions o = time.options();
+  o.before_send = [&] { ++calls; };
+  http::Client client(o);
+  http::Request req;
+  req.url = srv.url("/limited");
+  auto resp = client.sendWithRetry(req, http::RetryPolicy{});
+  REQUIRE(resp.ok());
+  CHECK(resp->status == 200);
+  CHECK(calls == 3);
+  CHECK(count.load() == 3);
+}

@@ -30,6 +30,7 @@ struct TokenEndpoint {
     std::map<std::string, std::string> form;
     std::string authorization;
     std::string content_type;
+    std::string body;
   };
 
   LoopbackServer srv;
@@ -46,6 +47,7 @@ struct TokenEndpoint {
       for (const auto& [k, v] : req.params) s.form[k] = v;
       s.authorization = req.get_header_value("Authorization");
       s.content_type = req.get_header_value("Content-Type");
+      s.body = req.body;
       seen.push_back(std::move(s));
       Answer a;
       if (answers.empty()) {
@@ -377,4 +379,36 @@ TEST_CASE("formEncode follows application/x-www-form-urlencoded", "[connector][o
       {"\xC3\xA9", "%C3%A9"},
   };
   for (const auto& row : rows) CHECK(oauth2::formEncode(row.in) == row.out);
+}
+
+TEST_CASE("a refresh token switches the grant to refresh_token", "[connector][oauth2]") {
+  Harness h;
+  auto cfg = h.config(oauth2::ClientAuth::SecretBasic);
+  cfg.scope.clear();
+  cfg.refresh_token = "rt-non-expiring";
+  auto src = h.source(cfg);
+  auto t = src.token();
+  REQUIRE(t.ok());
+  CHECK(*t == "tok-1");
+  const auto seen = h.endpoint.at(0);
+  CHECK(seen.form.at("grant_type") == "refresh_token");
+  CHECK(seen.form.at("refresh_token") == "rt-non-expiring");
+  CHECK(seen.authorization.rfind("Basic ", 0) == 0);
+  CHECK(seen.form.count("client_secret") == 0);
+}
+
+TEST_CASE("json_body sends Cornerstone's JSON token request", "[connector][oauth2]") {
+  Harness h;
+  auto cfg = h.config(oauth2::ClientAuth::JsonBody);
+  cfg.scope = "all";
+  auto src = h.source(cfg);
+  auto t = src.token();
+  REQUIRE(t.ok());
+  CHECK(*t == "tok-1");
+  const auto seen = h.endpoint.at(0);
+  CHECK(seen.content_type == "application/json");
+  CHECK(seen.authorization.empty());
+  const auto body = nlohmann::json::parse(seen.body);
+  CHECK(body == nlohmann::json{{"clientId", "app-1"}, {"clientSecret", "s3cr3t value&more"},
+                               {"grantType", "client_credentials"}, {"scope", "all"}});
 }
