@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/alert_commands.hpp"
+#include "cli/audit_commands.hpp"
 #include "cli/context.hpp"
 #include "cli/daemon.hpp"
 #include "cli/exception_commands.hpp"
@@ -25,6 +26,7 @@
 #include "core/evaluate.hpp"
 #include "core/identity.hpp"
 #include "engine/evaluation.hpp"
+#include "engine/evidence.hpp"
 #include "engine/ingest.hpp"
 #include "settings/settings.hpp"
 #include "store/store.hpp"
@@ -252,6 +254,8 @@ int cmdIngest(Io& io, const std::string& config, const std::string& format) {
   if (!opened) return code;
   settings::Settings* s = &opened->settings;
   store::Store* st = opened->store.get();
+  if (auto cc = engine::recordConfigChange(*st, *s, io.now(), "certgate"); !cc)
+    return failWith(io, cc.error(), kStoreUnavailable);
   ports::FixedClock clock(io.now());
   engine::Ingestor ingestor(*st, *s, io.now_override ? static_cast<const ports::Clock&>(clock) : io.clock);
 
@@ -916,6 +920,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   std::string describe_kind;
   describe_cmd->add_option("kind", describe_kind, "connector kind, e.g. csv")->required();
 
+  AuditCommands audit_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -983,6 +989,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (al_deliver->parsed()) return cmdAlertsDeliver(io, config, al_format);
     if (al_test->parsed()) return cmdAlertsTest(io, config, al_sink);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
+    if (auto rc = audit_commands.run(io, config)) return *rc;
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.
     err << "internal error: " << e.what() << '\n';

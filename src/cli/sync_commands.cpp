@@ -13,6 +13,7 @@
 #include "cli/token_commands.hpp"
 #include "connectors/common/redact.hpp"
 #include "engine/exceptions.hpp"
+#include "engine/evidence.hpp"
 #include "engine/ingest.hpp"
 #include "engine/reconcile.hpp"
 #include "engine/run_lock.hpp"
@@ -319,6 +320,7 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
   const std::string& format = request.format;
   SyncSummary local;
   SyncSummary& sum = summary ? *summary : local;
+  if (auto cc = engine::recordConfigChange(st, s, io.now(), "certgate"); !cc) return failWith(io, cc.error(), kStoreUnavailable);
   auto dirs = buildDirectories(io, s, code);
   if (!dirs) return code;
   auto run = st.beginRun(request.kind, io.now());

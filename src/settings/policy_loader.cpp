@@ -124,6 +124,7 @@ class Builder {
   void docTraining(const FileReader& r, const Entry& e, DocState& st);
   void docGating(const FileReader& r, const Entry& e, DocState& st);
   void docMonitoring(const FileReader& r, const Entry& e);
+  void docSlo(const FileReader& r, const Entry& e);
   void bindGroups(const std::vector<GroupBinding>& bindings);
   void checkRequires();
   void checkModulesAndQuizzes();
@@ -684,6 +685,34 @@ void Builder::docGating(const FileReader& r, const Entry& e, DocState& st) {
   }
 }
 
+// The two targets `certgate report kpi` measures; other sloTargets keys stay informational.
+void Builder::docSlo(const FileReader& r, const Entry& e) {
+  auto m = r.openMap(e.value, "sloTargets");
+  if (!m) return;
+  auto target = [&](std::string_view section, std::string_view key, double max,
+                    std::optional<double>& out, Location& where) {
+    const Entry* s = FileReader::optional(*m, section);
+    if (!s || !s->value.IsMap()) return;
+    auto sm = r.openMap(s->value, joinPath("sloTargets", std::string(section)));
+    if (!sm) return;
+    const Entry* k = FileReader::optional(*sm, key);
+    if (!k) return;
+    const std::string path = joinPath(joinPath("sloTargets", std::string(section)), std::string(key));
+    if (auto v = r.number(k->value, path, 0, max)) {
+      if (out && *out != *v)
+        r.error(k->value, path + " is " + std::to_string(*v) + " here but another policy document set it to " +
+                              std::to_string(*out) + " (" + where.str() + ")",
+                "give the target one value in one document");
+      out = *v;
+      where = r.at(k->key_node);
+    }
+  };
+  target("accessProvisioning", "p95HoursFromCertToAccess", 1e6, loaded_->slo.p95_hours_cert_to_access,
+         loaded_->slo.p95_where);
+  target("trainingCompletion", "targetPctWithin48h", 100, loaded_->slo.completion_pct_within_48h,
+         loaded_->slo.completion_where);
+}
+
 void Builder::docMonitoring(const FileReader& r, const Entry& e) {
   auto m = r.openMap(e.value, "monitoring");
   if (!m) return;
@@ -788,8 +817,10 @@ void Builder::policyDocument(const FileRef& ref) {
                           "applied by certgate");
     } else if (e.key == "sloTargets") {
       notEnforcedChildren(r, e,
-                          "service-level targets are measured from certgate's metrics by your "
-                          "monitoring; certgate does not enforce them");
+                          "service-level targets are measured, not enforced: `certgate report "
+                          "kpi` compares accessProvisioning.p95HoursFromCertToAccess and "
+                          "trainingCompletion.targetPctWithin48h with its figures");
+      docSlo(r, e);
     } else if (e.key == "monitoring") {
       docMonitoring(r, e);
     } else {

@@ -155,6 +155,15 @@ struct AlertThreshold {
   bool inclusive = false;  // ">=": alert when count >= limit; ">": when count > limit
 };
 
+// A policy document's sloTargets that `certgate report kpi` compares its figures with (certgate
+// does not enforce them). Unset when no loaded document names them.
+struct SloTargets {
+  std::optional<double> p95_hours_cert_to_access;    // accessProvisioning.p95HoursFromCertToAccess
+  Location p95_where;
+  std::optional<double> completion_pct_within_48h;   // trainingCompletion.targetPctWithin48h
+  Location completion_where;
+};
+
 struct LoadedPolicy {
   core::SymbolTable symbols;
   core::Policy policy;                 // tracks ready for core::evaluate
@@ -166,6 +175,7 @@ struct LoadedPolicy {
   std::vector<std::string> scope_populations;  // from policy documents' scope.populations
   std::vector<EnforcedRule> enforced;  // the policy-document sections certgate enforces
   std::vector<std::string> warnings;   // non-fatal findings ("file:line:col: message")
+  SloTargets slo;                      // from policy documents' sloTargets
 };
 
 // LMS item id -> certgate module / quiz id (per source or for all sources).

@@ -419,6 +419,15 @@ ALTER TABLE exceptions ADD COLUMN end_recorded_at INTEGER;
 CREATE INDEX exceptions_end_unrecorded ON exceptions (ends_at) WHERE end_recorded_at IS NULL;
 )sql";
 
+// The audit hash chain (store.hpp appendAudit): rows without a hash are the ones written before
+// the chain existed; Store::open (writing) chains them in id order, found by this index, which
+// stays empty afterwards. audit_by_action: the newest event of a kind without a scan.
+constexpr const char kAuditChainSchema[] = R"sql(
+CREATE INDEX audit_unchained ON audit (id) WHERE hash IS NULL;
+-- The newest event of a kind (config.change) and the events of a kind (report kpi, export).
+CREATE INDEX audit_by_action ON audit (action, id);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -428,6 +437,7 @@ constexpr Migration kMigrations[] = {
     {6, "token secret pickups (delivery by email)", kPickupSchema},
     {7, "alert outbox and cursors", kAlertSchema},
     {8, "exceptions: rejection, revocation reason, recorded end", kExceptionWorkflowSchema},
+    {9, "audit hash chain: rows not chained yet, events by action", kAuditChainSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

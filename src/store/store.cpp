@@ -231,11 +231,40 @@ constexpr const char kPendingIntents[] =
 
 // --- audit and runs
 constexpr const char kAppendAudit[] =
-    "INSERT INTO audit (at, actor, action, subject, details_json, run_id)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO audit (id, at, actor, action, subject, details_json, run_id, prev_hash, hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 constexpr const char kListAudit[] =
-    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0)"
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0),"
+    "       ifnull(prev_hash, ''), ifnull(hash, '')"
     "  FROM audit ORDER BY id DESC LIMIT ?1";
+// The chain's walk and the rows of a period (forEachAudit), by id.
+constexpr const char kAuditFrom[] =
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0),"
+    "       ifnull(prev_hash, ''), ifnull(hash, ''), hash IS NULL"
+    "  FROM audit WHERE at >= ?1 ORDER BY id";
+constexpr const char kAuditAll[] =
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0),"
+    "       ifnull(prev_hash, ''), ifnull(hash, ''), hash IS NULL"
+    "  FROM audit ORDER BY id";
+constexpr const char kAuditLast[] =
+    "SELECT id, ifnull(hash, '') FROM audit ORDER BY id DESC LIMIT 1";
+constexpr const char kAuditLastOfAction[] =
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0),"
+    "       ifnull(prev_hash, ''), ifnull(hash, '')"
+    "  FROM audit WHERE action = ?1 ORDER BY id DESC LIMIT 1";
+constexpr const char kAuditHashOf[] = "SELECT ifnull(hash, '') FROM audit WHERE id = ?1";
+// Rows written before the chain: the partial index audit_unchained (migration 9) finds them.
+constexpr const char kAuditUnchained[] =
+    "SELECT id, at, actor, action, subject, details_json, ifnull(run_id, 0)"
+    "  FROM audit INDEXED BY audit_unchained WHERE hash IS NULL AND prev_hash IS NULL"
+    " ORDER BY id";
+constexpr const char kAuditHashBefore[] =
+    "SELECT ifnull(hash, '') FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT 1";
+constexpr const char kAuditSetHash[] =
+    "UPDATE audit SET prev_hash = ?2, hash = ?3"
+    " WHERE id = ?1 AND hash IS NULL AND prev_hash IS NULL";
+// verifyAudit: where an entry was written (its prev_hash names the row before it).
+constexpr const char kAuditIdOfHash[] = "SELECT id FROM audit WHERE hash = ?1 LIMIT 1";
 constexpr const char kBeginRun[] = "INSERT INTO runs (kind, started_at) VALUES (?1, ?2)";
 constexpr const char kFinishRun[] =
     "UPDATE runs SET outcome = ?2, summary_json = ?3, finished_at = ?4"
@@ -486,6 +515,14 @@ Result<std::int64_t> scalar(Stmt& stmt) {
 }
 
 }  // namespace
+
+const char* toString(core::FactKind kind) {
+  return kindText(kind);
+}
+
+const char* toString(core::FactStatus status) {
+  return statusText(status);
+}
 
 // =============================================================================================
 // Statement cache and write scopes.
@@ -795,6 +832,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const OpenOp
 
   std::unique_ptr<Store> store(new Store(db.release(), path));
   store->schema_version_ = current;
+  if (!options.read_only) {
+    // Rows written before the audit chain existed (or by an older certgate since) get their
+    // hashes now, so `certgate audit verify` can check them.
+    if (auto chained = store->chainAudit(); !chained) return chained.error();
+  }
   return store;
 }
 
@@ -1854,22 +1896,88 @@ Result<std::vector<IntentRow>> Store::pendingIntents() {
 // =============================================================================================
 // Audit and runs
 
+namespace {
+
+AuditRow readAudit(const Stmt& s) {
+  AuditRow a{s.colInt(0),  s.colInstant(1), s.colText(2), s.colText(3),
+             s.colText(4), s.colText(5),    s.colInt(6)};
+  a.prev_hash = s.colText(7);
+  a.hash = s.colText(8);
+  return a;
+}
+
+}  // namespace
+
+Result<std::int64_t> Store::chainAudit() {
+  return cache_->inWrite("chainAudit", Cache::Nested::Savepoint, [&]() -> Result<std::int64_t> {
+    auto rows_stmt = cache_->stmt(kAuditUnchained, "chainAudit");
+    if (!rows_stmt) return rows_stmt.error();
+    auto rows = collect<AuditRow>(*rows_stmt, [](const Stmt& s) {
+      return AuditRow{s.colInt(0),  s.colInstant(1), s.colText(2), s.colText(3),
+                      s.colText(4), s.colText(5),    s.colInt(6)};
+    });
+    if (!rows) return rows.error();
+    std::int64_t chained = 0;
+    for (AuditRow& row : *rows) {
+      auto before = cache_->stmt(kAuditHashBefore, "chainAudit");
+      if (!before) return before.error();
+      before->bindInt(1, row.id);
+      auto found = before->stepRow();
+      if (!found) return found.error();
+      row.prev_hash = *found ? before->colText(0) : std::string(kAuditGenesis);
+      // The row before has a prev_hash but no hash: changed outside certgate. Chaining on
+      // would hide that; verifyAudit reports it and appendAudit refuses to continue from it.
+      if (row.prev_hash.empty()) return chained;
+      auto set = cache_->stmt(kAuditSetHash, "chainAudit");
+      if (!set) return set.error();
+      const std::string hash = auditRowHash(row);
+      set->bindInt(1, row.id);
+      set->bindText(2, row.prev_hash);
+      set->bindText(3, hash);
+      if (auto ran = set->run(); !ran) return ran.error();
+      ++chained;
+    }
+    return chained;
+  });
+}
+
 Result<std::int64_t> Store::appendAudit(const AuditRow& row) {
   if (row.actor.empty() || row.action.empty()) {
     return invalid(path_, "appendAudit: an audit row needs an actor and an action");
   }
-  static const std::string kEmptyJson = "{}";
-  return cache_->inWrite("appendAudit", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
+  return cache_->inWrite("appendAudit", Cache::Nested::Savepoint, [&]() -> Result<std::int64_t> {
+    if (auto chained = chainAudit(); !chained) return chained.error();
+    AuditRow next = row;
+    next.details_json = row.details_json.empty() ? "{}" : row.details_json;
+    {
+      auto last = cache_->stmt(kAuditLast, "appendAudit");
+      if (!last) return last.error();
+      auto found = last->stepRow();
+      if (!found) return found.error();
+      next.id = *found ? last->colInt(0) + 1 : 1;
+      next.prev_hash = *found ? last->colText(1) : std::string(kAuditGenesis);
+    }
+    if (next.prev_hash.empty()) {
+      return makeError(ErrorKind::Internal,
+                       "appendAudit: audit row " + std::to_string(next.id - 1) +
+                           " has no hash, so the chain cannot be continued: the audit table was "
+                           "changed outside certgate",
+                       path_, "run `certgate audit verify` and restore the store from a backup");
+    }
+    next.hash = auditRowHash(next);
     auto stmt = cache_->stmt(kAppendAudit, "appendAudit");
     if (!stmt) return stmt.error();
-    stmt->bindInstant(1, row.at);
-    stmt->bindText(2, row.actor);
-    stmt->bindText(3, row.action);
-    stmt->bindText(4, row.subject);
-    stmt->bindText(5, row.details_json.empty() ? kEmptyJson : row.details_json);
-    stmt->bindId(6, row.run_id);
+    stmt->bindInt(1, next.id);
+    stmt->bindInstant(2, next.at);
+    stmt->bindText(3, next.actor);
+    stmt->bindText(4, next.action);
+    stmt->bindText(5, next.subject);
+    stmt->bindText(6, next.details_json);
+    stmt->bindId(7, next.run_id);
+    stmt->bindText(8, next.prev_hash);
+    stmt->bindText(9, next.hash);
     if (auto ran = stmt->run(); !ran) return ran.error();
-    return sqlite3_last_insert_rowid(db_);
+    return next.id;
   });
 }
 
@@ -1877,10 +1985,162 @@ Result<std::vector<AuditRow>> Store::audit(std::int64_t limit) {
   auto stmt = cache_->stmt(kListAudit, "audit");
   if (!stmt) return stmt.error();
   stmt->bindInt(1, limit);
-  return collect<AuditRow>(*stmt, [](const Stmt& s) {
-    return AuditRow{s.colInt(0),  s.colInstant(1), s.colText(2), s.colText(3),
-                    s.colText(4), s.colText(5),    s.colInt(6)};
-  });
+  return collect<AuditRow>(*stmt, readAudit);
+}
+
+Status Store::forEachAudit(const AuditFilter& filter,
+                           const std::function<void(const AuditRow&)>& fn) {
+  auto stmt = cache_->stmt(filter.since ? kAuditFrom : kAuditAll, "forEachAudit");
+  if (!stmt) return stmt.error();
+  if (filter.since) stmt->bindInstant(1, *filter.since);
+  const bool action_prefix = !filter.action.empty() && filter.action.back() == '.';
+  for (;;) {
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return {};
+    if (rc != SQLITE_ROW) return stmt->error(rc);
+    const std::string_view action = colView(*stmt, 3);
+    if (!filter.action.empty() &&
+        (action_prefix ? action.substr(0, filter.action.size()) != filter.action
+                       : action != filter.action))
+      continue;
+    const std::string_view subject = colView(*stmt, 4);
+    if (!filter.subject.empty() && subject != filter.subject &&
+        !(subject.size() > filter.subject.size() &&
+          subject.substr(0, filter.subject.size()) == filter.subject &&
+          subject[filter.subject.size()] == '/'))
+      continue;
+    fn(readAudit(*stmt));
+  }
+}
+
+Result<AuditHead> Store::auditHead() {
+  auto last = cache_->stmt(kAuditLast, "auditHead");
+  if (!last) return last.error();
+  auto found = last->stepRow();
+  if (!found) return found.error();
+  if (!*found) return AuditHead{0, kAuditGenesis};
+  return AuditHead{last->colInt(0), last->colText(1)};
+}
+
+Result<std::optional<AuditRow>> Store::lastAudit(const std::string& action) {
+  auto stmt = cache_->stmt(kAuditLastOfAction, "lastAudit");
+  if (!stmt) return stmt.error();
+  stmt->bindText(1, action);
+  auto found = stmt->stepRow();
+  if (!found) return found.error();
+  if (!*found) return std::optional<AuditRow>{};
+  return std::optional<AuditRow>{readAudit(*stmt)};
+}
+
+Result<AuditVerification> Store::verifyAudit(const std::optional<AuditHead>& expect_head) {
+  auto snapshot = cache_->read("verifyAudit");
+  if (!snapshot) return snapshot.error();
+  AuditVerification out;
+  out.head = AuditHead{0, kAuditGenesis};
+  auto fail = [&](AuditBreak::Kind kind, std::int64_t id, std::string message, std::string hint) {
+    out.broken = AuditBreak{kind, id, std::move(message), std::move(hint)};
+  };
+  const std::string kRestore =
+      "the audit table was changed outside certgate: keep this database as evidence (copy it "
+      "aside), compare it with a backup or an evidence export to see what changed, and restore "
+      "the store from the last backup that verifies";
+  // Where the entry in a row was written: one after the row its prev_hash names (0: genesis).
+  auto writtenAs = [&](const AuditRow& row) -> Result<std::int64_t> {
+    if (row.prev_hash == kAuditGenesis) return std::int64_t{1};
+    auto find = cache_->stmt(kAuditIdOfHash, "verifyAudit");
+    if (!find) return find.error();
+    find->bindText(1, row.prev_hash);
+    auto found = find->stepRow();
+    if (!found) return found.error();
+    return *found ? find->colInt(0) + 1 : std::int64_t{0};
+  };
+  {
+    auto stmt = cache_->stmt(kAuditAll, "verifyAudit");
+    if (!stmt) return stmt.error();
+    std::int64_t prev_id = 0;
+    std::string prev_hash = kAuditGenesis;
+    for (;;) {
+      const int rc = stmt->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return stmt->error(rc);
+      AuditRow row = readAudit(*stmt);
+      const bool unchained = stmt->colInt(9) != 0;
+      ++out.entries;
+      const std::string id = std::to_string(row.id);
+      if (row.id != prev_id + 1) {
+        const std::string first = std::to_string(prev_id + 1);
+        fail(AuditBreak::Kind::Missing, prev_id + 1,
+             row.id == prev_id + 2
+                 ? "row " + first + " is missing (ids jump from " + std::to_string(prev_id) +
+                       " to " + id + "): it was deleted"
+                 : "rows " + first + " to " + std::to_string(row.id - 1) +
+                       " are missing (ids jump from " + std::to_string(prev_id) + " to " + id +
+                       "): they were deleted",
+             kRestore);
+        break;
+      }
+      if (unchained || row.hash.empty()) {
+        fail(AuditBreak::Kind::Unchained, row.id,
+             "row " + id + " has no hash: it was written outside certgate or its hash was removed",
+             "if an older certgate wrote it, open the store once with a writing command (e.g. "
+             "`certgate ingest`), which chains such rows, and verify again; otherwise " + kRestore);
+        break;
+      }
+      if (auditRowHash(row) != row.hash) {
+        auto written = writtenAs(row);
+        if (!written) return written.error();
+        AuditRow moved = row;
+        moved.id = *written;
+        if (*written > 0 && *written != row.id && auditRowHash(moved) == row.hash) {
+          fail(AuditBreak::Kind::Reordered, row.id,
+               "row " + id + " holds the entry written as row " + std::to_string(*written) +
+                   ": rows were reordered (moved or swapped)",
+               kRestore);
+        } else {
+          fail(AuditBreak::Kind::Changed, row.id,
+               "row " + id + " was changed: its content (at, actor, action, subject, details, "
+               "run) does not match its hash",
+               kRestore);
+        }
+        break;
+      }
+      if (row.prev_hash != prev_hash) {
+        fail(AuditBreak::Kind::LinkBroken, row.id,
+             "row " + id + "'s prev_hash is not the hash of row " + std::to_string(prev_id) +
+                 ": row " + std::to_string(prev_id) +
+                 " was rewritten with a recomputed hash, or row " + id + " was inserted or "
+                 "replaced",
+             kRestore);
+        break;
+      }
+      prev_id = row.id;
+      prev_hash = row.hash;
+    }
+  }
+  auto head = auditHead();
+  if (!head) return head.error();
+  out.head = *head;
+  if (!out.broken && expect_head && expect_head->id > 0) {
+    auto of = cache_->stmt(kAuditHashOf, "verifyAudit");
+    if (!of) return of.error();
+    of->bindInt(1, expect_head->id);
+    auto found = of->stepRow();
+    if (!found) return found.error();
+    const std::string anchored = std::to_string(expect_head->id);
+    if (!*found) {
+      fail(AuditBreak::Kind::HeadMissing, expect_head->id,
+           "the anchored head row " + anchored + " does not exist (the newest row is " +
+               std::to_string(out.head.id) + "): the log was truncated",
+           kRestore);
+    } else if (of->colText(0) != expect_head->hash) {
+      fail(AuditBreak::Kind::HeadMismatch, expect_head->id,
+           "row " + anchored + " does not have the anchored hash " + expect_head->hash +
+               ": the log was rewritten from there on",
+           kRestore);
+    }
+  }
+  if (auto done = snapshot->commit(); !done) return done.error();
+  return out;
 }
 
 Result<std::int64_t> Store::beginRun(const std::string& kind, Instant at) {

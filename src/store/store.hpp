@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -275,6 +276,11 @@ struct PickupRow {
   std::optional<Instant> fetched_at;
 };
 
+// How facts.kind and facts.status are stored ("completion", "quiz_attempt", "attempt_reset";
+// "completed", "passed", "failed", "unknown"), also the words evidence exports use.
+const char* toString(core::FactKind kind);
+const char* toString(core::FactStatus status);
+
 struct AuditRow {
   std::int64_t id = 0;
   Instant at{};
@@ -283,6 +289,60 @@ struct AuditRow {
   std::string subject;       // person key, track, source ...
   std::string details_json;  // never secrets
   std::int64_t run_id = 0;
+  // The hash chain, set by appendAudit (ignored on input): prev_hash is the hash of the row
+  // before (kAuditGenesis for the first), hash = auditRowHash(row). Empty on a row not chained.
+  std::string prev_hash{};
+  std::string hash{};
+};
+
+// The prev_hash of the first audit row: 64 zeros.
+extern const char kAuditGenesis[];
+
+// Lower-case hex SHA-256 of the row's canonical encoding: the text "certgate.audit.v1\n", then
+// for each of id, at (unix seconds), actor, action, subject, details_json, run_id (0 = none)
+// and prev_hash: its byte length in decimal, ':', its bytes, '\n' (length-prefixed, so no two
+// different rows encode alike). Needs no secret: anyone can recompute it (sqlite3 + sha256sum).
+std::string auditRowHash(const AuditRow& row);
+// Lower-case hex SHA-256 of `bytes` (the chain's digest; also the configuration digests that
+// config.change audit events record).
+std::string sha256Hex(std::string_view bytes);
+
+// The newest audit row: its id and hash (id 0 and kAuditGenesis for an empty log).
+struct AuditHead {
+  std::int64_t id = 0;
+  std::string hash{};
+  std::string str() const;  // "ID:HASH", the form `certgate audit verify --expect-head` reads
+};
+
+// The first place the chain does not hold, as found by verifyAudit.
+struct AuditBreak {
+  enum class Kind {
+    Missing,       // ids jump: rows were deleted (id = the first missing id)
+    Unchained,     // the row has no hash (written outside certgate, or its hash was removed)
+    Changed,       // the row's content does not match its hash
+    Reordered,     // the row holds the entry written under another id (moved or swapped)
+    LinkBroken,    // prev_hash is not the hash of the row before
+    HeadMissing,   // the anchored head row does not exist: the log was truncated
+    HeadMismatch,  // the anchored head row exists with another hash: rewritten from there
+  };
+  Kind kind = Kind::Changed;
+  std::int64_t id = 0;    // the entry named
+  std::string message;    // what does not match
+  std::string hint;       // what to do
+};
+const char* toString(AuditBreak::Kind kind);  // "missing", "changed", ...
+
+struct AuditVerification {
+  std::int64_t entries = 0;           // rows read
+  AuditHead head;                     // the newest row
+  std::optional<AuditBreak> broken;   // the first break, none when the chain holds
+};
+
+// What forEachAudit reads.
+struct AuditFilter {
+  std::optional<Instant> since;  // rows with at >= since
+  std::string action;            // exact action, or a prefix ending in '.' ("token.")
+  std::string subject;           // rows whose subject is this or starts with this + "/"
 };
 
 struct RunRow {
@@ -574,9 +634,27 @@ class Store {
                     std::optional<Instant> applied_at = {}, const std::string& outcome = {});
 
   // --- audit and runs
-  // Append-only (triggers refuse UPDATE and DELETE of audit rows).
+  // Append-only (triggers refuse UPDATE and DELETE of audit rows) and hash-chained: the row
+  // gets id = last id + 1, prev_hash = the last row's hash and hash = auditRowHash. The last
+  // row is read and the new one written in one write transaction (BEGIN IMMEDIATE, or the open
+  // Transaction), so writers in other connections or processes cannot fork the chain. Rows
+  // still without a hash (written by a certgate before the chain) are chained first.
   Result<std::int64_t> appendAudit(const AuditRow& row);
   Result<std::vector<AuditRow>> audit(std::int64_t limit = 1000);  // newest first
+  // The rows `filter` accepts, oldest first (by id), hashes included. Streams; `fn` must not
+  // write to the store.
+  Status forEachAudit(const AuditFilter& filter, const std::function<void(const AuditRow&)>& fn);
+  Result<AuditHead> auditHead();
+  // The newest row with exactly this action (index audit_by_action), nullopt if none.
+  Result<std::optional<AuditRow>> lastAudit(const std::string& action);
+  // Recomputes the whole chain in one read snapshot and reports the first break (see
+  // AuditBreak). With `expect_head` (a head recorded earlier, e.g. by a previous verification),
+  // also checks that row still exists with that hash: the chain alone cannot see the newest
+  // rows being deleted. Read-only.
+  Result<AuditVerification> verifyAudit(const std::optional<AuditHead>& expect_head = {});
+  // Hashes the rows that have none (written before the chain existed), in id order. Returns how
+  // many. open() runs it for writing connections; appendAudit runs it before each append.
+  Result<std::int64_t> chainAudit();
   Result<std::int64_t> beginRun(const std::string& kind, Instant at);  // outcome "running"
   // NotFound if the run does not exist; Conflict if it already finished.
   Status finishRun(std::int64_t run_id, const std::string& outcome,

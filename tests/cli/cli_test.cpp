@@ -1,5 +1,6 @@
 // The CLI in-process: exit codes, error messages and machine output.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -273,4 +274,140 @@ TEST_CASE("a rejected exception cannot be approved", "[cli][exceptions]") {
   CHECK(s.stateOf("2026-11-25T12:00:00Z") == "rejected");
   auto no_reason = s.cg({"exceptions", "reject", "1", "--by", "sam.sec@example.org"});
   CHECK(no_reason.code == 2);  // --reason is required
+// ---------------------------------------------------------------- audit, evidence, KPI
+
+namespace {
+
+// Runs the real sqlite3 shell on the store file, as someone with access to the host would.
+// Returns false when the shell is not installed (scripts/setup installs it).
+bool sqliteShell(const Scratch& s, const std::string& sql) {
+  const std::string shell = CERTGATE_SQLITE3;
+  if (shell.empty()) return false;
+  const fs::path script = s.dir / "tamper.sql";
+  std::ofstream(script) << sql << '\n';
+  const std::string cmd = shell + " " + (s.dir / "out/demo/certgate.db").string() + " < " +
+                          script.string() + " > /dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  return true;
+}
+
+constexpr const char kDropAuditTriggers[] =
+    "DROP TRIGGER audit_no_delete; DROP TRIGGER audit_no_rewrite; DROP TRIGGER audit_hash_once;";
+
+}  // namespace
+
+TEST_CASE("audit verify passes on a fresh store and names the entry the sqlite3 shell changed",
+          "[cli][integration]") {
+  if (std::string(CERTGATE_SQLITE3).empty()) {
+    WARN("the sqlite3 shell is not installed (scripts/setup installs it): audit tampering not tested");
+    return;
+  }
+  Scratch s;
+  for (int i = 0; i < 3; ++i) REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  REQUIRE(runCertgate({"attempts", "reset", "E1005", "AI_SAFETY_EMPLOYEE", "--config", s.config(),
+                       "--by", "lead@example.org", "--reason", "retake"}).code == 0);
+  auto ok = runCertgate({"audit", "verify", "--config", s.config(), "--format", "json"});
+  INFO(ok.err);
+  REQUIRE(ok.code == 0);
+  const auto v = nlohmann::json::parse(ok.out);
+  CHECK(v["ok"] == true);
+  const std::int64_t entries = v["entries"].get<std::int64_t>();
+  REQUIRE(entries >= 5);  // config.change, three ingests, attempts.reset
+  const std::string anchor = v["head"]["anchor"];
+  auto text = runCertgate({"audit", "verify", "--config", s.config()});
+  CHECK(text.code == 0);
+  CHECK_THAT(text.out, Catch::StartsWith("ok: " + std::to_string(entries) + " entries, head " +
+                                         std::to_string(entries) + " "));
+
+  SECTION("an edited row") {
+    REQUIRE(sqliteShell(s, std::string(kDropAuditTriggers) +
+                               "UPDATE audit SET actor = 'mallory' WHERE id = 3;"));
+    auto r = runCertgate({"audit", "verify", "--config", s.config()});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("audit chain broken at entry 3 (changed)"));
+    CHECK_THAT(r.err, Catch::Contains("what to do"));
+  }
+  SECTION("a deleted row") {
+    REQUIRE(sqliteShell(s, std::string(kDropAuditTriggers) + "DELETE FROM audit WHERE id = 2;"));
+    auto r = runCertgate({"audit", "verify", "--config", s.config(), "--format", "json"});
+    CHECK(r.code == 1);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["broken"]["id"] == 2);
+    CHECK(j["broken"]["kind"] == "missing");
+  }
+  SECTION("two rows swapped") {
+    REQUIRE(sqliteShell(s, std::string(kDropAuditTriggers) +
+                               "UPDATE audit SET id = -1 WHERE id = 2;"
+                               "UPDATE audit SET id = 2 WHERE id = 4;"
+                               "UPDATE audit SET id = 4 WHERE id = -1;"));
+    auto r = runCertgate({"audit", "verify", "--config", s.config()});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("entry 2 (reordered)"));
+    CHECK_THAT(r.err, Catch::Contains("written as row 4"));
+  }
+  SECTION("the newest rows deleted: caught by the anchored head") {
+    REQUIRE(sqliteShell(s, std::string(kDropAuditTriggers) + "DELETE FROM audit WHERE id = " +
+                               std::to_string(entries) + ";"));
+    CHECK(runCertgate({"audit", "verify", "--config", s.config()}).code == 0);
+    auto r = runCertgate({"audit", "verify", "--config", s.config(), "--expect-head", anchor});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("(head_missing)"));
+    CHECK_THAT(r.err, Catch::Contains("truncated"));
+  }
+}
+
+TEST_CASE("audit verify refuses a malformed --expect-head", "[cli]") {
+  Scratch s;
+  auto r = runCertgate({"audit", "verify", "--config", s.config(), "--expect-head", "12"});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("ID:HASH"));
+}
+
+TEST_CASE("audit list, export evidence and report kpi read the example store", "[cli][integration]") {
+  Scratch s;
+  REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  auto list = runCertgate({"audit", "list", "--config", s.config(), "--format", "json",
+                           "--action", "config.change"});
+  REQUIRE(list.code == 0);
+  const auto events = nlohmann::json::parse(list.out);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0]["details"]["first"] == true);
+  CHECK(events[0]["hash"].get<std::string>().size() == 64);
+
+  const std::string json_out = (s.dir / "evidence.json").string();
+  auto ev = runCertgate({"export", "evidence", "--config", s.config(), "--since", "365d",
+                         "--format", "json", "--output", json_out});
+  INFO(ev.err);
+  REQUIRE(ev.code == 0);
+  CHECK((fs::status(json_out).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+  std::ifstream in(json_out);
+  const auto doc = nlohmann::json::parse(in);
+  CHECK(doc["audit_head"]["id"].get<std::int64_t>() >= 2);
+  bool certified = false;
+  for (const auto& p : doc["persons"])
+    if (p["key"] == "E1009")
+      for (const auto& c : p["certifications"])
+        certified = certified || (c["track"] == "AI_SAFETY_EMPLOYEE" && c["state"] == "certified");
+  CHECK(certified);
+  CHECK_THAT(ev.out, Catch::Contains("audit head " + doc["audit_head"]["head"].get<std::string>()));
+
+  const std::string csv_out = (s.dir / "evidence.csv").string();
+  auto csv = runCertgate({"export", "evidence", "--config", s.config(), "--format", "csv",
+                          "--output", csv_out, "--person", "E1009"});
+  REQUIRE(csv.code == 0);
+  std::ifstream csv_in(csv_out);
+  std::string header;
+  std::getline(csv_in, header);
+  CHECK_THAT(header, Catch::StartsWith("record_type,person,track,at,item,status,attempt,score"));
+
+  auto kpi = runCertgate({"report", "kpi", "--config", s.config(), "--format", "json"});
+  REQUIRE(kpi.code == 0);
+  const auto k = nlohmann::json::parse(kpi.out);
+  CHECK(k["cert_to_access"]["target_p95_hours"] == 1.0);  // config/example/policy.yaml sloTargets
+  CHECK(k["completion_within_48h"]["target_pct"] == 85.0);
+  CHECK(k["exceptions_per_week"].size() >= 13);
+  auto text = runCertgate({"report", "kpi", "--config", s.config()});
+  CHECK(text.code == 0);
+  CHECK_THAT(text.out, Catch::Contains("completion within 48 h of assignment"));
 }

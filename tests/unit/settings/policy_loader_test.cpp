@@ -129,6 +129,10 @@ void checkExamplePolicy(const LoadedPolicy& p, const std::string& file) {
   CHECK(hasPathStartingWith(p.not_enforced, "scope.tools"));
   CHECK(hasPathStartingWith(p.not_enforced, "accessGating.conditions[managedDevice]"));
   CHECK(hasPathStartingWith(p.not_enforced, "sloTargets"));
+  // Not enforced, but read: certgate report kpi compares its figures with them.
+  CHECK(p.slo.p95_hours_cert_to_access == 1.0);
+  CHECK(p.slo.completion_pct_within_48h == 85.0);
+  CHECK(p.slo.p95_where.line == 70);
   CHECK(hasPathStartingWith(p.not_enforced, "loggingAndEvidence"));
   CHECK(hasPathStartingWith(p.not_enforced, "owners"));
   CHECK(hasPathStartingWith(p.not_enforced, "trainingRequirements.lmsProvider"));

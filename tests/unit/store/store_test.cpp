@@ -949,9 +949,10 @@ TEST_CASE("The audit trail is append-only", "[unit][store]") {
   RawDb raw(f.path);
   CHECK(raw.exec("UPDATE audit SET actor = 'mallory'") != SQLITE_OK);
   CHECK(raw.exec("DELETE FROM audit") != SQLITE_OK);
-  // The hash chain may fill a row's hash once, never rewrite it.
+  // appendAudit sets a row's hash; it is never rewritten (audit_chain_test.cpp: the chain).
+  CHECK(raw.text("SELECT length(hash) FROM audit WHERE id = " + std::to_string(first)) == "64");
   CHECK(raw.exec("UPDATE audit SET prev_hash = '', hash = 'h1' WHERE id = " +
-                 std::to_string(first)) == SQLITE_OK);
+                 std::to_string(first)) != SQLITE_OK);
   CHECK(raw.exec("UPDATE audit SET hash = 'h2' WHERE id = " + std::to_string(first)) != SQLITE_OK);
   CHECK(raw.integer("SELECT count(*) FROM audit WHERE actor = 'mallory'") == 0);
 }
