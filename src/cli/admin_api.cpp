@@ -603,7 +603,9 @@ void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> contex
     if (req.hasQuery("person")) a.insert(a.end(), {"--person", req.query("person")});
     return runCommand(*sh, std::move(a));
   });
-  get("/v1/exceptions", [sh](const http::Request&) {
+  get("/v1/exceptions", [sh](const http::Request& req) {
+    if (req.hasQuery("id"))
+      return runCommand(*sh, {"exceptions", "show", req.query("id"), "--format", "json"});
     return runCommand(*sh, {"exceptions", "list", "--format", "json"});
   });
   post("/v1/exceptions", [sh](const http::Request& req) {
@@ -625,14 +627,27 @@ void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> contex
     http::Response error;
     auto b = jsonBody(req, error);
     if (!b) return error;
-    return runCommand(*sh, {"exceptions", "approve", field(*b, "id"), "--approver",
-                            field(*b, "approver"), "--role", field(*b, "role")});
+    std::vector<std::string> a{"exceptions", "approve", field(*b, "id"), "--approver",
+                               field(*b, "approver"), "--role", field(*b, "role"),
+                               "--format", "json"};
+    if (!field(*b, "comment").empty()) a.insert(a.end(), {"--comment", field(*b, "comment")});
+    return runCommand(*sh, std::move(a));
+  });
+  post("/v1/exceptions/reject", [sh](const http::Request& req) {
+    http::Response error;
+    auto b = jsonBody(req, error);
+    if (!b) return error;
+    return runCommand(*sh, {"exceptions", "reject", field(*b, "id"), "--by", field(*b, "by"),
+                            "--reason", field(*b, "reason"), "--format", "json"});
   });
   post("/v1/exceptions/revoke", [sh](const http::Request& req) {
     http::Response error;
     auto b = jsonBody(req, error);
     if (!b) return error;
-    return runCommand(*sh, {"exceptions", "revoke", field(*b, "id"), "--by", field(*b, "by")});
+    std::vector<std::string> a{"exceptions", "revoke", field(*b, "id"), "--by", field(*b, "by"),
+                               "--format", "json"};
+    if (!field(*b, "reason").empty()) a.insert(a.end(), {"--reason", field(*b, "reason")});
+    return runCommand(*sh, std::move(a));
   });
   post("/v1/sync", [sh](const http::Request& req) {
     http::Response error;

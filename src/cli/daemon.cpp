@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/admin_api.hpp"
+#include "cli/alert_commands.hpp"
 #include "cli/serve_command.hpp"
 #include "cli/sync_commands.hpp"
 #include "engine/run_lock.hpp"
@@ -181,6 +182,7 @@ class Daemon {
   std::uint64_t enqueue(DaemonJob job);
   void worker();
   void execute(const DaemonJob& job, bool scheduled);
+  void deliverAlerts();
   void reload();
   json state();
   Readiness readiness();
@@ -213,7 +215,29 @@ class Daemon {
   std::string started_at_;
 
   std::atomic<bool> stop_{false};
+  // Between runs the alert outbox is worked every kAlertTick, so an alert whose receiver was
+  // down goes out soon after it is back, not at the next run.
+  static constexpr std::chrono::seconds kAlertTick{30};
+  steady_clock::time_point next_alert_tick_ = steady_clock::now() + kAlertTick;
 };
+
+void Daemon::deliverAlerts() {
+  auto s = settings();
+  if (!s->alerts.configured) return;
+  // Only between runs: a run delivers its own alerts, and two dispatchers never work the
+  // outbox at once.
+  auto lock = engine::RunLock::acquire(engine::runLockPath(s->store_path), "certgate daemon alerts",
+                                       std::chrono::milliseconds(0));
+  if (!lock) return;
+  LineBuf err_buf([this](std::string_view l) { log_.warn(l); });
+  std::ostream err(&err_buf);
+  std::ostringstream quiet;
+  Io tick_io{quiet, err, io_.clock, io_.now_override};
+  int code = kOk;
+  auto st = openStore(tick_io, *s, false, code);
+  if (st) syncAlerts(tick_io, *s, *st);
+  err.flush();
+}
 
 std::uint64_t Daemon::enqueue(DaemonJob job) {
   std::uint64_t id = 0;
@@ -430,10 +454,18 @@ void Daemon::worker() {
     bool scheduled = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, schedule_.nextDue(), [&] {
-        return stop_.load() || !queue_.empty() || steady_clock::now() >= schedule_.nextDue();
+      const auto until = std::min(schedule_.nextDue(), next_alert_tick_);
+      cv_.wait_until(lock, until, [&] {
+        return stop_.load() || !queue_.empty() || steady_clock::now() >= until;
       });
       if (stop_) return;
+      if (queue_.empty() && steady_clock::now() >= next_alert_tick_ &&
+          steady_clock::now() < schedule_.nextDue()) {
+        next_alert_tick_ = steady_clock::now() + kAlertTick;
+        lock.unlock();
+        deliverAlerts();
+        continue;
+      }
       if (!queue_.empty()) {
         job = std::move(queue_.front().second);
         queue_.pop_front();
