@@ -274,6 +274,8 @@ TEST_CASE("a rejected exception cannot be approved", "[cli][exceptions]") {
   CHECK(s.stateOf("2026-11-25T12:00:00Z") == "rejected");
   auto no_reason = s.cg({"exceptions", "reject", "1", "--by", "sam.sec@example.org"});
   CHECK(no_reason.code == 2);  // --reason is required
+}
+
 // ---------------------------------------------------------------- audit, evidence, KPI
 
 namespace {
