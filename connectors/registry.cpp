@@ -10,6 +10,9 @@
 #if defined(CERTGATE_HAVE_LMS_CORNERSTONE)
 #include "connectors/lms/cornerstone/cornerstone_source.hpp"
 #endif
+#if defined(CERTGATE_HAVE_LMS_MOODLE)
+#include "connectors/lms/moodle/moodle_source.hpp"
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
 #include "connectors/directory/scim/scim_directory.hpp"
 #endif
@@ -53,6 +56,9 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_LMS_CORNERSTONE)
   out.push_back({&cornerstone::spec(), ConnectorRole::LmsSource});
+#endif
+#if defined(CERTGATE_HAVE_LMS_MOODLE)
+  out.push_back({&moodle::spec(), ConnectorRole::LmsSource});
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
   out.push_back({&scim::spec(), ConnectorRole::Directory});
@@ -122,6 +128,11 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
   if (kind == "cornerstone")
     return cornerstone::makeSource(name, options, base_dir, secrets, std::move(redactor),
                                    std::move(client_options));
+#endif
+#if defined(CERTGATE_HAVE_LMS_MOODLE)
+  if (kind == "moodle")
+    return moodle::makeSource(name, options, base_dir, secrets, std::move(redactor),
+                              std::move(client_options));
 #endif
   (void)secrets;
   (void)redactor;

@@ -1,5 +1,6 @@
 #include "connectors/common/options.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -226,6 +227,75 @@ core::Result<std::string> OptionReader::secret(const std::string& key,
   while (!s.empty() && wording.strip.find(s.back()) != std::string_view::npos) s.pop_back();
   if (s.empty()) return error(key, "the secret is empty", wording.empty_hint, &r);
   return s;
+}
+
+core::Result<SiteRoot> siteRoot(const OptionReader& opts, const std::string& key,
+                                std::string_view api_marker, const std::string& example) {
+  auto url = opts.required(key, "the site's address, e.g. " + example);
+  if (!url) return url.error();
+  SiteRoot root;
+  root.url = *url;
+  while (!root.url.empty() && root.url.back() == '/') root.url.pop_back();
+  if (root.url.find('?') != std::string::npos || root.url.find('#') != std::string::npos ||
+      (!api_marker.empty() && root.url.find(api_marker) != std::string::npos))
+    return opts.error(key, "'" + root.url + "' is not the site's root",
+                      "give the address the site is reached at, without " + std::string(api_marker) +
+                          "... or a query, e.g. " + example,
+                      opts.find(key));
+  auto origin = opts.url(key, root.url,
+                         {.not_url = "'" + root.url + "' is not an absolute http(s) URL",
+                          .not_url_hint = "e.g. " + example,
+                          .plain_http = "'" + root.url +
+                                        "' must use https (plain http only to 127.0.0.1, "
+                                        "localhost or [::1]): the token travels with every call",
+                          .plain_http_hint = "use the site's https address"});
+  if (!origin) return origin.error();
+  root.origin = *origin;
+  root.url = *origin + root.url.substr(origin->size());
+  return root;
+}
+
+core::Result<std::string> tokenSecret(const OptionReader& opts, const std::string& key,
+                                      const ports::SecretReader& secrets,
+                                      const std::string& file_example) {
+  return opts.secret(
+      key, secrets,
+      {.missing_message = "is required",
+       .missing_hint = key + ": {file: PATH} or {credential: NAME} holding the API token",
+       .inline_message = "a secret is given as {file: PATH} or {credential: NAME}, never inline",
+       .inline_hint = "e.g. " + key + ": {file: " + file_example + "}",
+       .no_reader_hint = "secrets are read by certgate's configuration loader",
+       .empty_hint = "put the token in the secret file"});
+}
+
+core::Result<std::vector<std::string>> idList(const OptionReader& opts, const std::string& key,
+                                              bool required, const std::string& noun,
+                                              const std::string& example) {
+  std::vector<std::string> out;
+  const ports::OptionValue* v = opts.find(key);
+  if (v == nullptr) {
+    if (required) return opts.error(key, "is required", "e.g. " + key + ": " + example);
+    return out;
+  }
+  std::vector<std::string> items = v->list;
+  if (v->shape == ports::OptionValue::Shape::Scalar) items = {v->scalar};
+  if (v->shape == ports::OptionValue::Shape::Map || items.empty())
+    return opts.error(key, "must list at least one " + noun, "e.g. " + key + ": " + example, v);
+  for (const std::string& raw : items) {
+    std::string item = raw;
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.erase(0, 1);
+    const bool digits = !item.empty() && item.size() <= 18 &&
+                        std::all_of(item.begin(), item.end(),
+                                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!digits || item.find_first_not_of('0') == std::string::npos)
+      return opts.error(key, "'" + raw + "' is not a " + noun + " (a positive whole number)",
+                        "e.g. " + key + ": " + example, v);
+    if (std::find(out.begin(), out.end(), item) != out.end())
+      return opts.error(key, noun + " " + item + " is listed twice", "keep one", v);
+    out.push_back(item);
+  }
+  return out;
 }
 
 }  // namespace certgate::connectors::options

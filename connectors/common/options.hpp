@@ -150,4 +150,26 @@ class OptionReader {
   Style style_;
 };
 
+// The root address of a web application (an LMS site) under `key`: required, an absolute http(s)
+// URL that meets transportAllowed(), with no query, fragment or `api_marker` (e.g. "/api/") in
+// it. Trailing slashes are removed and the origin is lower-cased. `example` is shown in hints.
+struct SiteRoot {
+  std::string url;     // e.g. https://moodle.example.com/lms
+  std::string origin;  // e.g. https://moodle.example.com
+};
+core::Result<SiteRoot> siteRoot(const OptionReader& opts, const std::string& key,
+                                std::string_view api_marker, const std::string& example);
+
+// An API token under `key`, read through `secrets` ({file: PATH} or {credential: NAME}, never
+// inline, never empty). `file_example` is a path shown in hints.
+core::Result<std::string> tokenSecret(const OptionReader& opts, const std::string& key,
+                                      const ports::SecretReader& secrets,
+                                      const std::string& file_example);
+
+// A list of positive whole-number ids under `key` (a single value counts as a list of one), in
+// order, without repeats; empty when absent and not `required`. Errors name `noun` ("course id").
+core::Result<std::vector<std::string>> idList(const OptionReader& opts, const std::string& key,
+                                              bool required, const std::string& noun,
+                                              const std::string& example);
+
 }  // namespace certgate::connectors::options

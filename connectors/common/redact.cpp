@@ -32,7 +32,7 @@ const std::vector<Rule>& rules() {
                             flags),
                  "$1\"[redacted]\""});
     // Query strings and form bodies.
-    r.push_back({std::regex(R"re((^|[?&;\s,"'])(access_token|refresh_token|id_token|client_secret|client_assertion|password|api_key)=[^&\s#"',;]*)re",
+    r.push_back({std::regex(R"re((^|[?&;\s,"'])(access_token|refresh_token|id_token|client_secret|client_assertion|password|api_key|wstoken)=[^&\s#"',;]*)re",
                             flags),
                  "$1$2=[redacted]"});
     return r;

@@ -21,7 +21,7 @@ inline constexpr std::string_view kRedacted = "[redacted]";
 //   "Bearer x", "Basic x", "SSWS x",
 //   tokens in a recognisable format: certgate's own "cgt_..." and "sk-..." keys (16+ characters),
 //   access_token / refresh_token / id_token / client_secret / client_assertion / password /
-//   api_key parameters in query strings and form bodies,
+//   api_key / wstoken (Moodle) parameters in query strings and form bodies,
 //   JSON members "access_token", "refresh_token", "id_token", "client_secret",
 //   "client_assertion", "password", "key", "api_key", "token" with string values.
 std::string redact(std::string_view text);

@@ -2,10 +2,8 @@
 // Helpers for the xapi connector tests: fixtures, option building and a source wired to the
 // loopback LRS fake with a recording sleeper (no test ever sleeps).
 
-#include <chrono>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -16,6 +14,7 @@
 #include "connectors/csv/test_support.hpp"
 #include "connectors/lms/xapi/xapi_source.hpp"
 #include "fakes/xapi/xapi_fake.hpp"
+#include "support/recorded_sleeps.hpp"
 
 namespace certgate::testing::xapi_support {
 
@@ -80,19 +79,7 @@ inline ports::SecretReader secrets(std::vector<std::pair<std::string, std::strin
 }
 
 // Sleeps the HTTP client asked for, recorded instead of slept.
-struct Sleeps {
-  std::mutex mu;
-  std::vector<std::chrono::milliseconds> waits;
-  connectors::http::ClientOptions clientOptions() {
-    connectors::http::ClientOptions c;
-    c.sleep = [this](connectors::http::Millis d) {
-      std::lock_guard lock(mu);
-      waits.push_back(d);
-    };
-    c.random01 = [] { return 0.0; };
-    return c;
-  }
-};
+using Sleeps = RecordedSleeps;
 
 inline std::unique_ptr<ports::LmsSource> makeSource(const ports::Options& o, Sleeps& sleeps,
                                                     const ports::SecretReader& reader = secrets(),
