@@ -13,6 +13,9 @@
 #if defined(CERTGATE_HAVE_LMS_MOODLE)
 #include "connectors/lms/moodle/moodle_source.hpp"
 #endif
+#if defined(CERTGATE_HAVE_LMS_CANVAS)
+#include "connectors/lms/canvas/canvas_source.hpp"
+#endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
 #include "connectors/directory/scim/scim_directory.hpp"
 #endif
@@ -59,6 +62,9 @@ std::vector<ConnectorInfo> all() {
 #endif
 #if defined(CERTGATE_HAVE_LMS_MOODLE)
   out.push_back({&moodle::spec(), ConnectorRole::LmsSource});
+#endif
+#if defined(CERTGATE_HAVE_LMS_CANVAS)
+  out.push_back({&canvas::spec(), ConnectorRole::LmsSource});
 #endif
 #if defined(CERTGATE_HAVE_DIRECTORY_SCIM)
   out.push_back({&scim::spec(), ConnectorRole::Directory});
@@ -132,6 +138,11 @@ core::Result<std::unique_ptr<ports::LmsSource>> makeLmsSource(
 #if defined(CERTGATE_HAVE_LMS_MOODLE)
   if (kind == "moodle")
     return moodle::makeSource(name, options, base_dir, secrets, std::move(redactor),
+                              std::move(client_options));
+#endif
+#if defined(CERTGATE_HAVE_LMS_CANVAS)
+  if (kind == "canvas")
+    return canvas::makeSource(name, options, base_dir, secrets, std::move(redactor),
                               std::move(client_options));
 #endif
   (void)secrets;
