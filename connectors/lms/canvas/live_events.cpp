@@ -100,9 +100,9 @@ core::Result<ports::PushEvent> parseLiveEvent(std::string_view text, const std::
         ports::QuarantinedRecord q;
         q.external_id = "progress:" + *course_id + ":" + *user;
         q.location = "live event " + ev.kind;
-        q.reason = "progress.completed_at '" + encoding::oneLine(completed, 40) +
+        q.reason = "progress.completed_at '" + encoding::excerpt(completed, 40) +
                    "' is not an ISO 8601 time";
-        q.raw = encoding::oneLine(body.dump(), 300);
+        q.raw = encoding::excerpt(body.dump(), 300);
         ev.quarantined.push_back(std::move(q));
       } else {
         ports::SourceRecord r;
@@ -125,7 +125,7 @@ core::Result<ports::PushEvent> parseLiveEvent(std::string_view text, const std::
     ports::QuarantinedRecord q;
     q.location = "live event " + ev.kind;
     q.reason = "the event names no user certgate can read";
-    q.raw = encoding::oneLine(std::string(text), 300);
+    q.raw = encoding::excerpt(std::string(text), 300);
     ev.quarantined.push_back(std::move(q));
     return ev;
   }
