@@ -189,7 +189,7 @@ void SmtpFake::serve(int fd) {
       c.send("221 bye\r\n");
       return;
     } else {
-      if (!c.send("502 5.5.2 not implemented\r\n")) return;
+      if (!c.send("502 5.5.1 command not supported by this test server\r\n")) return;
     }
   }
 }
