@@ -16,6 +16,7 @@
 #include "engine/evidence.hpp"
 #include "engine/ingest.hpp"
 #include "engine/reconcile.hpp"
+#include "engine/reminders.hpp"
 #include "engine/run_lock.hpp"
 
 namespace certgate::cli::detail {
@@ -501,6 +502,20 @@ int runSync(Io& io, settings::Settings& s, store::Store& st, const SyncRequest& 
                               : clean && planned->sources_complete ? "ok"
                                                                              : "partial";
   (void)st.finishRun(*run, outcome, applyJson(*applied).dump(), io.now());
+  // Reminders and the digest: time-based, so once per full run is enough (a run of one person,
+  // after a push, changes nobody's expiry date).
+  if (person.empty() && s.reminders.configured) {
+    auto reminded = engine::collectReminders(st, s, io.now());
+    if (!reminded)
+      io.err << "warning: reminders: " << reminded.error().describe() << '\n';
+    else if (format != "json" && (reminded->enqueued > 0 || reminded->digest_rows > 0))
+      io.out << "reminders: " << reminded->enqueued << " queued"
+             << (reminded->no_address > 0
+                     ? " (" + std::to_string(reminded->no_address) + " due without an email address)"
+                     : std::string())
+             << (reminded->digest_rows > 0 ? "; digest " + reminded->digest_id + " queued" : "")
+             << '\n';
+  }
   syncAlerts(io, s, st);
   sum.outcome = outcome;
   sum.quarantined = directory_down || gateway_down || !applied->quarantined.empty();

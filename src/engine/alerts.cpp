@@ -122,6 +122,10 @@ std::string windowLabel(core::Instant start, const std::string& per) {
   return iso.substr(0, 10);
 }
 
+bool isForPeople(const std::string& kind) {
+  return kind == "reminder" || kind == "expiring.digest";
+}
+
 bool isSurgeThreshold(const settings::AlertThreshold& t) {
   return t.name == "exception-surge" ||
          (t.unit.find("exception") != std::string::npos && t.name.find("surge") != std::string::npos);
@@ -502,15 +506,7 @@ core::Result<CollectResult> AlertCollector::collect(core::Instant now) {
       const auto sinks = routeAlert(cfg, a.kind, a.severity);
       if (sinks.empty()) ++out.unrouted;
       for (const auto& sink : sinks) {
-        store::AlertOutboxRow row;
-        row.sink = sink;
-        row.dedup_id = a.id;
-        row.kind = a.kind;
-        row.severity = a.severity;
-        row.payload_json = a.document_json;
-        row.created_at = now;
-        row.next_attempt_at = now;
-        auto added = store_.enqueueAlert(row);
+        auto added = store_.enqueueAlert(outboxRow(a, sink, now));
         if (!added) return added.error();
         out.enqueued += *added ? 1 : 0;
       }
@@ -583,6 +579,19 @@ core::Result<CollectResult> AlertCollector::collect(core::Instant now) {
   return out;
 }
 
+store::AlertOutboxRow outboxRow(const ports::Alert& alert, const std::string& sink,
+                                core::Instant now) {
+  store::AlertOutboxRow row;
+  row.sink = sink;
+  row.dedup_id = alert.id;
+  row.kind = alert.kind;
+  row.severity = alert.severity;
+  row.payload_json = alert.document_json;
+  row.created_at = now;
+  row.next_attempt_at = now;
+  return row;
+}
+
 core::Result<ports::Alert> alertFromRow(const store::AlertOutboxRow& row) {
   auto doc = json::parse(row.payload_json, nullptr, false);
   if (!doc.is_object())
@@ -597,6 +606,16 @@ core::Result<ports::Alert> alertFromRow(const store::AlertOutboxRow& row) {
   a.follows = doc.value("follows", "");
   a.occurred_at = core::parseIso(doc.value("occurred_at", "")).value_or(row.created_at);
   a.document_json = row.payload_json;
+  if (auto r = doc.find("recipients"); r != doc.end() && r->is_object()) {
+    for (const char* field : {"to", "cc"}) {
+      auto list = r->find(field);
+      if (list == r->end() || !list->is_array()) continue;
+      auto& out = std::string_view(field) == "to" ? a.to : a.cc;
+      for (const auto& v : *list)
+        if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  }
+  a.text = doc.value("text", "");
   return a;
 }
 
@@ -634,6 +653,12 @@ core::Result<DeliverResult> AlertDispatcher::deliverDue(core::Instant now,
   const auto deadline = options_.steady_now() + budget;
   auto due = store_.dueAlerts(now, 10'000);
   if (!due) return due.error();
+  // Messages to people (reminders, the digest) after everything else: a queue of reminders,
+  // paced for the mail server, never holds back an alert for security within the budget.
+  std::stable_sort(due->begin(), due->end(),
+                   [](const store::AlertOutboxRow& a, const store::AlertOutboxRow& b) {
+                     return isForPeople(a.kind) < isForPeople(b.kind);
+                   });
   std::vector<std::string> stopped;  // sinks not tried again in this call
   auto isStopped = [&](const std::string& s) {
     return std::find(stopped.begin(), stopped.end(), s) != stopped.end();

@@ -134,6 +134,10 @@ core::Result<AlertRunResult> collectAndDeliverAlerts(store::Store& store,
                                                      std::chrono::milliseconds budget,
                                                      DispatchOptions options = {});
 
+// The outbox row that queues `alert` for `sink`, due at once.
+store::AlertOutboxRow outboxRow(const ports::Alert& alert, const std::string& sink,
+                                core::Instant now);
+
 // Parses an outbox row's payload back into the alert a sink sends.
 core::Result<ports::Alert> alertFromRow(const store::AlertOutboxRow& row);
 

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 #include "core/time.hpp"
@@ -35,6 +36,11 @@ struct Alert {
   // receivers that track incidents (PagerDuty) can resolve it; "" otherwise.
   std::string follows;
   std::string document_json;  // the alert document (docs/operations.md, "Alerts"): never secrets
+  // A message addressed to people rather than to a channel (a reminder): the email sink sends
+  // it to `to` (and `cc`) instead of its configured addresses, with `text` as the body.
+  std::vector<std::string> to;
+  std::vector<std::string> cc;
+  std::string text;  // a plain-text body written for people ("" = the sink renders the facts)
 };
 
 class AlertSink {

@@ -11,6 +11,10 @@ namespace certgate::settings::detail {
 namespace {
 
 constexpr std::string_view kAlertsKeys[] = {"sinks", "routes", "retry", "deliver_budget"};
+constexpr std::string_view kRemindersKeys[] = {"sink", "escalate_to", "learn_url", "digest"};
+constexpr std::string_view kDigestKeys[] = {"every", "horizon_days", "max_people"};
+constexpr std::string_view kDigestEvery[] = {"off",      "daily",  "monday",   "tuesday", "wednesday",
+                                             "thursday", "friday", "saturday", "sunday"};
 constexpr std::string_view kRetryKeys[] = {"max_age", "base", "max"};
 constexpr std::string_view kRouteKeys[] = {"events", "sinks", "min_severity"};
 constexpr std::string_view kSinkKinds[] = {"webhook", "slack",  "teams",
@@ -342,6 +346,75 @@ void loadAlerts(const FileReader& r, const YAML::Node& node, Settings& s) {
   }
   if (s.alerts.sinks.empty() && !s.alerts.routes.empty())
     r.error(node, "alerts.routes is set but alerts.sinks is empty", "add at least one sink");
+}
+
+void loadReminders(const FileReader& r, const YAML::Node& node, Settings& s) {
+  auto m = r.map(node, "reminders", kRemindersKeys);
+  if (!m) return;
+  RemindersSettings& out = s.reminders;
+  out.configured = true;
+  out.where = r.at(node);
+  if (const Entry* e = FileReader::optional(*m, "sink")) {
+    if (auto v = r.string(e->value, "reminders.sink")) {
+      const auto sink = std::find_if(s.alerts.sinks.begin(), s.alerts.sinks.end(),
+                                     [&](const AlertSinkSettings& k) { return k.name == *v; });
+      if (sink == s.alerts.sinks.end())
+        r.error(e->value, "reminders.sink '" + *v + "' is not a sink in alerts.sinks",
+                "add an email sink to alerts.sinks and name it here");
+      else if (sink->kind != "email")
+        r.error(e->value,
+                "reminders.sink '" + *v + "' is a " + sink->kind + " sink; reminders are emails",
+                "name a sink of kind email (its smtp_url and from are used; the recipient is the "
+                "person)");
+      else
+        out.sink = *v;
+      if (!out.sink.empty() && s.alerts.routes.empty())
+        r.warn(e->value, "alerts.routes is empty, so every alert also goes to sink '" + *v +
+                             "' (to its to: addresses); add routes to keep security alerts apart");
+    }
+  }
+  if (const Entry* e = FileReader::optional(*m, "escalate_to")) {
+    if (auto items = r.stringItems(e->value, "reminders.escalate_to")) {
+      for (const auto& [addr, n] : *items) {
+        if (addr.find('@') == std::string::npos || addr.find_first_of("\r\n<>,") != std::string::npos)
+          r.error(n, "reminders.escalate_to: '" + addr + "' is not an email address",
+                  "write one plain address per item, e.g. peopleops@example.org");
+        else
+          out.escalate_to.push_back(addr);
+      }
+    }
+  }
+  if (const Entry* e = FileReader::optional(*m, "learn_url")) {
+    if (auto v = r.string(e->value, "reminders.learn_url")) {
+      if (v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0)
+        r.error(e->value, "reminders.learn_url must be an http(s) URL (got '" + *v + "')",
+                "e.g. learn_url: https://lms.example.org/my/courses");
+      else
+        out.learn_url = *v;
+    }
+  }
+  if (const Entry* e = FileReader::optional(*m, "digest")) {
+    if (auto dm = r.map(e->value, "reminders.digest", kDigestKeys)) {
+      if (const Entry* v = FileReader::optional(*dm, "every")) {
+        if (auto every = r.string(v->value, "reminders.digest.every")) {
+          if (std::find(std::begin(kDigestEvery), std::end(kDigestEvery), *every) ==
+              std::end(kDigestEvery))
+            r.error(v->value, "reminders.digest.every: unknown value '" + *every + "'",
+                    "use off, daily or a weekday (monday ... sunday)");
+          else
+            out.digest_every = *every;
+        }
+      }
+      if (const Entry* v = FileReader::optional(*dm, "horizon_days"))
+        if (auto n = r.integer(v->value, "reminders.digest.horizon_days", 1, 366))
+          out.digest_horizon_days = static_cast<int>(*n);
+      if (const Entry* v = FileReader::optional(*dm, "max_people"))
+        if (auto n = r.integer(v->value, "reminders.digest.max_people", 1, 100000))
+          out.digest_max_people = static_cast<int>(*n);
+    }
+  }
+  if (out.digest_every != "off" && !s.alerts.configured)
+    r.warn(node, "reminders.digest needs an alerts: section with a sink to go to; no digest is sent");
 }
 
 }  // namespace certgate::settings::detail

@@ -26,7 +26,7 @@ using detail::MapView;
 constexpr std::string_view kTopKeys[] = {
     "version",     "store",  "tracks",   "policies", "group_bindings", "mappings", "identity",
     "sources",     "directories", "gateways", "delivery", "limits", "schedule", "http",
-    "logging", "alerts", "exceptions"};
+    "logging", "alerts", "reminders", "exceptions"};
 constexpr std::string_view kExceptionsKeys[] = {"approvers"};
 constexpr std::string_view kStoreKeys[] = {"path"};
 constexpr std::string_view kMappingsKeys[] = {"items", "grants", "identity"};
@@ -317,6 +317,8 @@ void Loader::main(const FileReader& r, const MapView& m) {
   if (const Entry* e = FileReader::optional(m, "gateways")) gateways(r, *e);
   if (const Entry* e = FileReader::optional(m, "delivery")) delivery(r, *e);
   if (const Entry* e = FileReader::optional(m, "alerts")) detail::loadAlerts(r, e->value, s);
+  if (const Entry* e = FileReader::optional(m, "reminders"))
+    detail::loadReminders(r, e->value, s);
   if (const Entry* e = FileReader::optional(m, "exceptions")) exceptions(r, *e);
 
   if (const Entry* e = FileReader::optional(m, "limits")) {

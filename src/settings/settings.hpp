@@ -245,7 +245,8 @@ struct DeliverySettings {
 inline constexpr const char* kAlertKinds[] = {
     "revocation",       "revocation.verified", "revocation.failed", "token.not_enforced",
     "plan.held",        "connector.quarantined", "sync.failed",     "sync.partial",
-    "source.incomplete", "exception.requested",  "exception.surge", "test"};
+    "source.incomplete", "exception.requested",  "exception.surge", "reminder",
+    "expiring.digest",  "test"};
 inline constexpr const char* kAlertSeverities[] = {"info", "warning", "error", "critical"};
 
 struct AlertSinkSettings {
@@ -287,6 +288,22 @@ struct AlertsSettings {
   core::Seconds retry_max{3600};    // retry.max: the longest delay between attempts
   core::Seconds deliver_budget{5};  // how long `certgate sync` spends delivering
 };
+// Reminders (engine/reminders.hpp): a personal email before a certification expires (at each of
+// the track's remindBeforeDays windows) and once more when grace begins, and a digest of who is
+// expiring soon for PeopleOps. Personal reminders go to the person's email address through the
+// email sink named here; the digest is an alert of kind "expiring.digest", routed like the
+// others.
+struct RemindersSettings {
+  bool configured = false;               // a reminders: section exists
+  std::string sink;                      // an alerts.sinks entry of kind email; "" = no personal reminders
+  std::vector<std::string> escalate_to;  // copied on the reminder sent when grace begins
+  std::string learn_url;                 // where to renew, quoted in the message ("" = none)
+  std::string digest_every = "monday";   // off | daily | monday .. sunday (UTC days)
+  int digest_horizon_days = 30;          // the digest lists expiries within this many days
+  int digest_max_people = 500;           // the digest's document lists at most this many
+  Location where;
+};
+
 // Who holds which approver role for exceptions (exceptions.approvers in certgate.yaml, inline or
 // in a file). A policy's requiredApprovers name the roles; only a holder of a role may approve
 // an exception in it. Holders are compared without case and surrounding spaces.
@@ -342,6 +359,7 @@ struct Settings {
   std::vector<GatewaySettings> gateways;
   DeliverySettings delivery;
   AlertsSettings alerts;
+  RemindersSettings reminders;
   ExceptionSettings exceptions;
   IdentitySettings identity;
   Limits limits;

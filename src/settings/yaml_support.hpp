@@ -145,5 +145,7 @@ std::optional<SecretRef> parseSecretRef(const FileReader& r, const YAML::Node& n
 
 // The alerts: section (alerts_settings.cpp) into s.alerts.
 void loadAlerts(const FileReader& r, const YAML::Node& node, Settings& s);
+// After loadAlerts: the sink it names must be an email sink there.
+void loadReminders(const FileReader& r, const YAML::Node& node, Settings& s);
 
 }  // namespace certgate::settings::detail

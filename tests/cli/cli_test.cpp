@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.hpp"
+#include "fakes/smtp/smtp_fake.hpp"
 
 namespace fs = std::filesystem;
 using certgate::ports::FixedClock;
@@ -412,4 +413,57 @@ TEST_CASE("audit list, export evidence and report kpi read the example store", "
   auto text = runCertgate({"report", "kpi", "--config", s.config()});
   CHECK(text.code == 0);
   CHECK_THAT(text.out, Catch::Contains("completion within 48 h of assignment"));
+}
+
+TEST_CASE("sync queues reminders and the digest and mails them through the SMTP server",
+          "[cli][reminders]") {
+  certgate::testing::SmtpFake smtp;
+  smtp.start();
+  Scratch s;
+  // The directory is switched off: reminders do not need one.
+  std::ifstream in(s.config());
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto kind = yaml.find("    kind: scim\n");
+  REQUIRE(kind != std::string::npos);
+  yaml.insert(kind, "    enabled: false\n");
+  yaml += "alerts:\n"
+          "  sinks:\n"
+          "    - { name: people, kind: email, smtp_url: '" + smtp.url() +
+          "', from: training@example.org, to: [peopleops@example.org] }\n"
+          "  routes:\n"
+          "    - { events: [expiring.digest], sinks: [people] }\n"
+          "reminders:\n"
+          "  sink: people\n"
+          "  learn_url: https://lms.example.org/renew\n"
+          "  digest: { every: daily }\n";
+  s.write("config/example/certgate.yaml", yaml);
+  auto first = runCertgate({"--config", s.config(), "sync"});
+  INFO(first.out << first.err);
+  CHECK_THAT(first.out, Catch::Contains("reminders: "));
+  CHECK_THAT(first.out, Catch::Contains("digest expiring-digest-2026-11-25 queued"));
+  const auto messages = smtp.messages();
+  REQUIRE(messages.size() >= 2);
+  bool bruno = false, digest = false;
+  for (const auto& m : messages) {
+    if (m.rcpt_to == std::vector<std::string>{"bruno.berg@example.org"}) {
+      bruno = true;
+      CHECK(m.data.find("Subject: Your Safe use of AI assistants (employees) certification expires on") !=
+            std::string::npos);
+      CHECK(m.data.find("https://lms.example.org/renew") != std::string::npos);
+    }
+    if (m.rcpt_to == std::vector<std::string>{"peopleops@example.org"}) {
+      digest = true;
+      CHECK(m.data.find("X-Certgate-Alert-Id: expiring-digest-2026-11-25") != std::string::npos);
+      CHECK(m.data.find("Bruno Berg") != std::string::npos);
+    }
+  }
+  CHECK(bruno);
+  CHECK(digest);
+  // A second run the same day sends nothing again.
+  auto second = runCertgate({"--config", s.config(), "sync"});
+  INFO(second.out << second.err);
+  CHECK(smtp.messages().size() == messages.size());
+  auto listed = runCertgate({"--config", s.config(), "alerts", "list", "--format", "json"});
+  REQUIRE(listed.code == 0);
+  CHECK_THAT(listed.out, Catch::Contains("reminder-E1002-AI_SAFETY_EMPLOYEE-"));
 }

@@ -272,6 +272,42 @@ TEST_CASE("email sink: one message to every address with the alert id in a heade
   CHECK(refused.error().where.find("alert sink mail") != std::string::npos);
 }
 
+TEST_CASE("email sink: a reminder goes to the person (copies in Cc), in words, not to the sink's list",
+          "[connector][alerts]") {
+  testing::SmtpFake smtp;
+  smtp.start();
+  connectors::alert::EmailSinkOptions o;
+  o.name = "people-mail";
+  o.smtp.url = smtp.url();
+  o.smtp.from = "certgate@example.org";
+  o.to = {"security@example.org"};
+  connectors::alert::EmailSink sink(o);
+  ports::Alert a;
+  a.id = "reminder-E1-T-1780000000-grace";
+  a.kind = "reminder";
+  a.severity = "warning";
+  a.title = "Your Safe AI use certification has expired: access ends on 2026-12-06";
+  a.summary = a.title;
+  a.text = "Hello Ann,\n\nYour certification expired.\n.\nStart here: https://lms.example.org\n";
+  a.to = {"ann@example.org"};
+  a.cc = {"peopleops@example.org"};
+  a.document_json = R"({"kind":"reminder"})";
+  REQUIRE(sink.send(a, kNow, std::chrono::milliseconds{5000}).ok());
+  REQUIRE(smtp.waitFor(1) == 1);
+  const auto m = smtp.messages()[0];
+  CHECK(m.rcpt_to == std::vector<std::string>{"ann@example.org", "peopleops@example.org"});
+  CHECK(m.data.find("To: <ann@example.org>\r\n") != std::string::npos);
+  CHECK(m.data.find("Cc: <peopleops@example.org>\r\n") != std::string::npos);
+  CHECK(m.data.find("Subject: Your Safe AI use certification has expired: access ends on "
+                    "2026-12-06\r\n") != std::string::npos);
+  CHECK(m.data.find("X-Certgate-Alert-Id: reminder-E1-T-1780000000-grace\r\n") != std::string::npos);
+  // The text with CRLF line ends; a line of a single dot survives SMTP's dot-stuffing.
+  CHECK(m.data.find("\r\n\r\nHello Ann,\r\n\r\nYour certification expired.\r\n.\r\nStart here: "
+                    "https://lms.example.org\r\n") != std::string::npos);
+  CHECK(m.data.find("security@example.org") == std::string::npos);
+  CHECK(m.data.find("The full alert (JSON)") == std::string::npos);
+}
+
 namespace {
 
 // A syslog listener on 127.0.0.1: UDP datagrams, or TCP with octet counting.

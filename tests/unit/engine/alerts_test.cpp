@@ -393,6 +393,33 @@ TEST_CASE("delivery paces each sink to its rate and stops at the time budget", "
   }
 }
 
+TEST_CASE("queued reminders never hold back a security alert within the budget", "[unit][alerts]") {
+  Fixture f;
+  // Ten reminders for sink a, queued first, then a revocation for sink b.
+  for (int i = 0; i < 10; ++i) {
+    store::AlertOutboxRow r;
+    r.sink = "a";
+    r.dedup_id = "reminder-E" + std::to_string(i);
+    r.kind = "reminder";
+    r.severity = "info";
+    r.payload_json = json{{"title", "Your certification expires"}}.dump();
+    r.created_at = kNow;
+    r.next_attempt_at = kNow;
+    REQUIRE(f.store->enqueueAlert(r).ok());
+  }
+  f.audit("group.remove", "E3", removal("p"));
+  engine::AlertCollector collector(*f.store, f.settings);
+  REQUIRE(collector.collect(kNow).ok());
+  // Sink a is paced at one per second; the budget is 2.5 s: the revocation goes first.
+  auto d = f.dispatcher(60, 60);
+  auto got = d.deliverDue(kNow, std::chrono::milliseconds{2500});
+  REQUIRE(got.ok());
+  REQUIRE(f.b.sent.size() == 1);
+  CHECK(f.b.sent[0].kind == "revocation");
+  CHECK(f.a.sent.size() == 3);  // the rest of the budget went to reminders
+  CHECK(f.a.sent[0].kind != "reminder");  // a's share of the revocation came before them too
+}
+
 TEST_CASE("a failing sink is retried with backoff and given up on only after max age", "[unit][alerts]") {
   Fixture f;
   f.settings.alerts.routes.clear();

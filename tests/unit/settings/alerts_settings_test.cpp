@@ -162,4 +162,88 @@ TEST_CASE("alerts mistakes say where and what to do", "[unit][settings]") {
   }
 }
 
+namespace {
+
+constexpr const char* kMailSinks =
+    "alerts:\n"
+    "  sinks:\n"
+    "    - { name: people, kind: email, smtp_url: 'smtps://smtp.example.org', from: "
+    "training@example.org, to: [peopleops@example.org] }\n"
+    "    - { name: siem, kind: syslog, address: 'udp://siem.example.org:514' }\n";
+
+}  // namespace
+
+TEST_CASE("reminders: the sink, escalation, learn_url and the digest load", "[unit][settings]") {
+  AlertsConfig c(std::string(kMailSinks) +
+                 "  routes:\n    - { events: [expiring.digest], sinks: [people] }\n"
+                 "reminders:\n"
+                 "  sink: people\n"
+                 "  escalate_to: [peopleops@example.org]\n"
+                 "  learn_url: https://lms.example.org/my\n"
+                 "  digest: { every: friday, horizon_days: 21, max_people: 100 }\n");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  INFO(testing::allMessages(errors));
+  REQUIRE(s.ok());
+  const RemindersSettings& r = s->reminders;
+  CHECK(r.configured);
+  CHECK(r.sink == "people");
+  CHECK(r.escalate_to == std::vector<std::string>{"peopleops@example.org"});
+  CHECK(r.learn_url == "https://lms.example.org/my");
+  CHECK(r.digest_every == "friday");
+  CHECK(r.digest_horizon_days == 21);
+  CHECK(r.digest_max_people == 100);
+  // Routes are set, so the people sink gets only what they send it: no warning about that.
+  for (const auto& w : s->warnings) CHECK(w.find("every alert also goes") == std::string::npos);
+}
+
+TEST_CASE("reminders: defaults, and a warning when every alert would reach the people sink",
+          "[unit][settings]") {
+  AlertsConfig c(std::string(kMailSinks) + "reminders: { sink: people }\n");
+  std::vector<core::Error> errors;
+  auto s = c.load(errors);
+  INFO(testing::allMessages(errors));
+  REQUIRE(s.ok());
+  CHECK(s->reminders.digest_every == "monday");
+  CHECK(s->reminders.digest_horizon_days == 30);
+  bool warned = false;
+  for (const auto& w : s->warnings)
+    warned = warned || w.find("every alert also goes to sink 'people'") != std::string::npos;
+  CHECK(warned);
+}
+
+TEST_CASE("reminders mistakes say where and what to do", "[unit][settings]") {
+  struct Case {
+    const char* reason;
+    const char* yaml;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"a sink that does not exist", "reminders: { sink: nope }\n",
+       "reminders.sink 'nope' is not a sink in alerts.sinks"},
+      {"a sink that is not email", "reminders: { sink: siem }\n",
+       "reminders.sink 'siem' is a syslog sink; reminders are emails"},
+      {"an unknown digest day", "reminders: { digest: { every: fortnightly } }\n",
+       "reminders.digest.every: unknown value 'fortnightly'"},
+      {"an escalation address that is not one", "reminders: { escalate_to: [peopleops] }\n",
+       "reminders.escalate_to: 'peopleops' is not an email address"},
+      {"a learn_url that is not a URL", "reminders: { learn_url: lms.example.org }\n",
+       "reminders.learn_url must be an http(s) URL"},
+      {"a horizon of zero days", "reminders: { digest: { horizon_days: 0 } }\n",
+       "reminders.digest.horizon_days"},
+      {"an unknown key", "reminders: { sink: people, remind_before: 7 }\n",
+       "unknown key 'remind_before' in reminders"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.reason);
+    AlertsConfig c(std::string(kMailSinks) + k.yaml);
+    std::vector<core::Error> errors;
+    REQUIRE_FALSE(c.load(errors).ok());
+    INFO(testing::allMessages(errors));
+    const core::Error* e = findError(errors, k.expected);
+    REQUIRE(e != nullptr);
+    CHECK(e->where.find("certgate.yaml:") != std::string::npos);
+  }
+}
+
 }  // namespace certgate::settings

@@ -285,7 +285,7 @@ TEST_CASE("Every error of a broken configuration is reported, not just the first
   CHECK(errors[1].message ==
         "unknown top-level key 'schedulee'; valid keys: version, store, tracks, policies, "
         "group_bindings, mappings, identity, sources, directories, gateways, delivery, limits, "
-        "schedule, http, logging, alerts, exceptions; did you mean 'schedule'?");
+        "schedule, http, logging, alerts, reminders, exceptions; did you mean 'schedule'?");
   REQUIRE(findError(errors, "'Bad Name' may only contain"));
   CHECK(findError(errors, "'Bad Name' may only contain")->where == file + ":7:11");
   REQUIRE(findError(errors, "missing required key 'directory' in sources[0]"));
