@@ -172,8 +172,6 @@ core::Result<VerifiedJws> verifyRs256(std::string_view jws, std::string_view pem
   const auto alg = doc.find("alg");
   if (alg == doc.end() || !alg->is_string() || alg->get<std::string>() != "RS256")
     return jwsError("header alg is not RS256");
-  if (!nlohmann::json::parse(*claims, nullptr, false).is_object())
-    return jwsError("claims are not a JSON object");
 
   ERR_clear_error();
   BioPtr bio = memBio(pem_public_key);
@@ -192,6 +190,9 @@ core::Result<VerifiedJws> verifyRs256(std::string_view jws, std::string_view pem
           : -1;
   ERR_clear_error();
   if (ok != 1) return jwsError("signature does not verify with the given public key");
+  // Only signed claims are parsed.
+  if (!nlohmann::json::parse(*claims, nullptr, false).is_object())
+    return jwsError("claims are not a JSON object");
   return VerifiedJws{std::move(*header), std::move(*claims)};
 }
 

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -16,6 +18,8 @@
 #include "cli/cli.hpp"
 #include "cli/context.hpp"
 #include "cli/lms_secrets.hpp"
+#include "connectors/common/encoding.hpp"
+#include "connectors/common/jwks.hpp"
 #include "connectors/common/redact.hpp"
 #include "connectors/common/webhook_signature.hpp"
 #include "connectors/registry.hpp"
@@ -256,6 +260,9 @@ std::string field(const json& j, const char* name) {
 // ---------------------------------------------------------------------------------------------
 // Pushes.
 
+// Clock difference allowed for a pushed JWT's exp, nbf and iat.
+constexpr std::int64_t kJwtLeewaySeconds = 60;
+
 // The people named by a body in certgate's generic push shape:
 //   {"person": "alice@example.org"} | {"person": {"employee_id": "E1", "email": "..."}}
 //   | {"people": [ ...either form... ]}
@@ -289,6 +296,110 @@ core::Result<std::vector<std::string>> genericPushPeople(std::string_view body) 
   return out;
 }
 
+
+// A refusal (or a 503 when the source's own configuration cannot be read), or the value.
+template <typename T>
+class PushCheck {
+ public:
+  PushCheck(T value) : value_(std::move(value)) {}  // NOLINT: implicit, like Result
+  PushCheck(http::Response refusal) : refusal_(std::move(refusal)) {}  // NOLINT
+  explicit operator bool() const { return value_.has_value(); }
+  T* operator->() { return &*value_; }
+  T& operator*() { return *value_; }
+  http::Response error() const { return *refusal_; }
+
+ private:
+  std::optional<T> value_;
+  std::optional<http::Response> refusal_;
+};
+
+http::Response refusePush(const Shared& sh, const std::string& source, std::string_view why) {
+  if (sh.ctx->log) sh.ctx->log("push to " + source + " refused: " + std::string(why));
+  return http::jsonError(401, "invalid_signature", why);
+}
+
+http::Response pushUnavailable(const Shared& sh, const std::string& source,
+                               const core::Error& cause, std::string_view what) {
+  if (sh.ctx->log) sh.ctx->log("push to " + source + ": " + cause.describe());
+  return http::jsonError(503, "unavailable", what);
+}
+
+// Standard Webhooks (https://www.standardwebhooks.com): the webhook-id once the signature over
+// "id.timestamp.body" matches and the timestamp is within the tolerance.
+PushCheck<std::string> verifyStandardWebhook(const Shared& sh,
+                                             const settings::SourceSettings& src,
+                                             const settings::Settings& settings,
+                                             const http::Request& req, std::int64_t now) {
+  const std::string id = req.header("webhook-id");
+  const std::string ts_text = req.header("webhook-timestamp");
+  const std::string signature = req.header("webhook-signature");
+  if (id.empty() || ts_text.empty() || signature.empty())
+    return refusePush(sh, src.name,
+                      "webhook-id, webhook-timestamp and webhook-signature are required");
+  std::int64_t ts = 0;
+  try {
+    std::size_t used = 0;
+    ts = std::stoll(ts_text, &used);
+    if (used != ts_text.size())
+      return refusePush(sh, src.name, "webhook-timestamp is not unix seconds");
+  } catch (const std::exception&) {
+    return refusePush(sh, src.name, "webhook-timestamp is not unix seconds");
+  }
+  if (std::llabs(now - ts) > sh.ctx->timestamp_tolerance_s)
+    return refusePush(sh, src.name,
+                      "webhook-timestamp is more than " +
+                          std::to_string(sh.ctx->timestamp_tolerance_s) + " s away from now");
+  auto secret = settings::readSecret(src.push_secret, settings.base_dir);
+  if (!secret)
+    return pushUnavailable(sh, src.name, secret.error(), "the source's push secret cannot be read");
+  auto key = connectors::webhook::decodeSecret(*secret);
+  if (!key)
+    return pushUnavailable(sh, src.name, key.error(),
+                           "the source's push secret is not valid base64");
+  if (!connectors::webhook::verify(*key, id, ts, req.body(), signature))
+    return refusePush(sh, src.name, "the signature does not match the body");
+  return id;
+}
+
+// A body that is itself a JWT signed RS256 (Canvas Live Events over HTTPS with "Sign Payload":
+// developerdocs.instructure.com/services/canvas/data-services/live-events/overview/
+// file.data_service_setup). The key set is read from push_jwks at every push, so replacing the
+// file rotates keys without a restart. Answers (replay id, claims): the id is "jti:<jti>" when
+// the token has one, else the digest of the token.
+PushCheck<std::pair<std::string, std::string>> verifyJwtPush(const Shared& sh,
+                                                             const settings::SourceSettings& src,
+                                                             std::string_view body,
+                                                             std::int64_t now) {
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back())))
+    body.remove_suffix(1);
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front())))
+    body.remove_prefix(1);
+  std::string text;
+  {
+    std::ifstream in(src.push_jwks, std::ios::binary);
+    std::ostringstream all;
+    if (in) all << in.rdbuf();
+    if (!in)
+      return pushUnavailable(sh, src.name,
+                             core::makeError(core::ErrorKind::NotFound,
+                                             "the JWK Set file cannot be read", src.push_jwks,
+                                             "check push_jwks and the file's permissions"),
+                             "the source's JWK Set cannot be read");
+    text = all.str();
+  }
+  auto keys = connectors::jwt::parseJwks(text, src.push_jwks);
+  if (!keys) return pushUnavailable(sh, src.name, keys.error(), "the source's JWK Set is not valid");
+  connectors::jwt::JwtRules rules;
+  rules.now = now;
+  rules.leeway_s = kJwtLeewaySeconds;
+  rules.issuer = src.push_jwt_issuer;
+  auto jwt = connectors::jwt::verifyJwt(body, *keys, rules);
+  if (!jwt) return refusePush(sh, src.name, jwt.error().message);
+  std::string id = jwt->jti.empty() ? "sha256:" + connectors::encoding::sha256Hex(body)
+                                    : "jti:" + jwt->jti;
+  return std::make_pair(std::move(id), std::move(jwt->claims_json));
+}
+
 http::Response handlePush(Shared& sh, const http::Request& req) {
   const std::string prefix = "/hooks/lms/";
   const std::string source = req.path().substr(prefix.size());
@@ -296,51 +407,35 @@ http::Response handlePush(Shared& sh, const http::Request& req) {
   const settings::SourceSettings* src = nullptr;
   for (const auto& s : settings->sources)
     if (s.name == source && s.enabled) src = &s;
-  if (!src || src->push_secret.empty())
+  if (!src || !src->acceptsPushes())
     return http::jsonError(404, "not_found",
-                           "no enabled source by this name accepts pushes (set push_secret)");
+                           "no enabled source by this name accepts pushes (set push_secret, or "
+                           "push_auth: jwt with push_jwks)");
   if (req.method() != "POST") return http::jsonError(405, "method_not_allowed", "use POST");
 
-  const std::string id = req.header("webhook-id");
-  const std::string ts_text = req.header("webhook-timestamp");
-  const std::string signature = req.header("webhook-signature");
-  auto deny = [&](std::string_view why) {
-    if (sh.ctx->log) sh.ctx->log("push to " + source + " refused: " + std::string(why));
-    return http::jsonError(401, "invalid_signature", why);
-  };
-  if (id.empty() || ts_text.empty() || signature.empty())
-    return deny("webhook-id, webhook-timestamp and webhook-signature are required");
-  std::int64_t ts = 0;
-  try {
-    std::size_t used = 0;
-    ts = std::stoll(ts_text, &used);
-    if (used != ts_text.size()) return deny("webhook-timestamp is not unix seconds");
-  } catch (const std::exception&) {
-    return deny("webhook-timestamp is not unix seconds");
-  }
   const std::int64_t now =
       std::chrono::duration_cast<core::Seconds>(sh.ctx->clock->now().time_since_epoch()).count();
-  if (std::llabs(now - ts) > sh.ctx->timestamp_tolerance_s)
-    return deny("webhook-timestamp is more than " +
-                std::to_string(sh.ctx->timestamp_tolerance_s) + " s away from now");
-  auto secret = settings::readSecret(src->push_secret, settings->base_dir);
-  if (!secret) {
-    if (sh.ctx->log) sh.ctx->log("push to " + source + ": " + secret.error().describe());
-    return http::jsonError(503, "unavailable", "the source's push secret cannot be read");
+  // The message's id for the replay check, and the text the source reads.
+  std::string id;
+  std::string payload;
+  if (src->push_auth == settings::SourceSettings::PushAuth::Jwt) {
+    auto verified = verifyJwtPush(sh, *src, req.body(), now);
+    if (!verified) return verified.error();
+    id = std::move(verified->first);
+    payload = std::move(verified->second);
+  } else {
+    auto checked = verifyStandardWebhook(sh, *src, *settings, req, now);
+    if (!checked) return checked.error();
+    id = std::move(*checked);
+    payload = req.body();
   }
-  auto key = connectors::webhook::decodeSecret(*secret);
-  if (!key) {
-    if (sh.ctx->log) sh.ctx->log("push to " + source + ": " + key.error().describe());
-    return http::jsonError(503, "unavailable", "the source's push secret is not valid base64");
-  }
-  if (!connectors::webhook::verify(*key, id, ts, req.body(), signature))
-    return deny("the signature does not match the body");
 
   {
     std::lock_guard lock(sh.replay_mu);
     auto& seen = sh.seen[source];
     auto& order = sh.seen_order[source];
-    // Forget ids older than the tolerance window: their timestamps are refused anyway.
+    // Forget ids older than the tolerance window: their timestamps are refused anyway (a JWT
+    // without exp is refused by its id only as long as it is remembered here).
     while (!order.empty()) {
       auto it = seen.find(order.front());
       if (it != seen.end() && now - it->second <= 2 * sh.ctx->timestamp_tolerance_s &&
@@ -351,7 +446,8 @@ http::Response handlePush(Shared& sh, const http::Request& req) {
     }
     if (seen.count(id))
       return http::jsonError(409, "replayed",
-                             "this webhook-id was accepted before; nothing was done again");
+                             "this message (its webhook-id, or the JWT's jti or digest) was "
+                             "accepted before; nothing was done again");
     seen.emplace(id, now);
     order.push_back(id);
   }
@@ -364,7 +460,7 @@ http::Response handlePush(Shared& sh, const http::Request& req) {
   bool read = false;
   bool unnamed = false;  // someone only the LMS's own user key names
   if (made) {
-    auto ev = (*made)->parsePush(req.body(), sh.ctx->clock->now());
+    auto ev = (*made)->parsePush(payload, sh.ctx->clock->now());
     if (ev) {
       read = true;
       kind = ev->kind.empty() ? kind : ev->kind;
@@ -381,7 +477,7 @@ http::Response handlePush(Shared& sh, const http::Request& req) {
     }
   }
   if (!read) {
-    auto generic = genericPushPeople(req.body());
+    auto generic = genericPushPeople(payload);
     if (!generic) return http::jsonError(400, "invalid_request", generic.error().describe());
     people = std::move(*generic);
   }

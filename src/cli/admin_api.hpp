@@ -7,7 +7,8 @@
 //   /v1/...                      the admin API: `Authorization: Bearer <http.admin_token>`,
 //                                compared in constant time; 401 without it
 //   POST /hooks/lms/<source>     a learning system's push, signed in the Standard Webhooks
-//                                style with the source's push_secret
+//                                style with the source's push_secret, or (push_auth: jwt) a
+//                                body that is a JWT signed RS256 by a key of push_jwks
 //
 // The /v1 endpoints run the matching `certgate ... --format json` command in-process, against
 // the configuration the daemon runs with, so the API and the CLI answer alike. Every response

@@ -36,7 +36,8 @@ constexpr std::string_view kRosterColumnKeys[] = {"employee_id", "email", "displ
                                                   "population"};
 constexpr std::string_view kSourceCommonKeys[] = {"name",     "kind",        "enabled",
                                                   "trust_lms_expiry", "min_record_ratio",
-                                                  "interval", "push_secret"};
+                                                  "interval", "push_secret", "push_auth",
+                                                  "push_jwks", "push_jwt_issuer"};
 constexpr std::string_view kDirectoryCommonKeys[] = {
     "name", "kind", "enabled", "default", "match", "population_from_directory",
     "max_failure_ratio", "aliases", "roster"};
@@ -74,6 +75,31 @@ constexpr std::string_view kSecretInline =
 
 std::string listOf(const std::vector<std::string>& items) {
   return detail::joinList(items);
+}
+
+// The push keys of a source, together: each authentication mode has its own key, and a key of
+// the other mode is a mistake worth stopping for (a signature that would never be checked).
+bool pushKeys(const FileReader& r, const YAML::Node& node, const std::string& path,
+              const SourceSettings& src) {
+  if (src.push_auth == SourceSettings::PushAuth::Jwt) {
+    if (src.push_jwks.empty()) {
+      r.error(node, path + ": push_auth jwt needs push_jwks",
+              "set push_jwks to the JWK Set file of the learning system's signing keys");
+      return false;
+    }
+    if (!src.push_secret.empty()) {
+      r.error(node, path + ": push_secret is not used with push_auth jwt",
+              "remove push_secret, or set push_auth: standard-webhooks and remove push_jwks");
+      return false;
+    }
+    return true;
+  }
+  if (!src.push_jwks.empty() || !src.push_jwt_issuer.empty()) {
+    r.error(node, path + ": push_jwks and push_jwt_issuer are read only with push_auth jwt",
+            "add push_auth: jwt (and remove push_secret), or remove them");
+    return false;
+  }
+  return true;
 }
 
 bool validSourceName(const std::string& name) {
@@ -665,12 +691,37 @@ void Loader::source(const FileReader& r, const YAML::Node& node, const std::stri
         src.push_secret = *ref;
       else
         ok = false;
+    } else if (e.key == "push_auth") {
+      auto v = r.string(e.value, kp);
+      if (v && *v == "standard-webhooks") {
+        src.push_auth = SourceSettings::PushAuth::StandardWebhooks;
+      } else if (v && *v == "jwt") {
+        src.push_auth = SourceSettings::PushAuth::Jwt;
+      } else {
+        if (v)
+          r.error(e.value, kp + ": unknown push authentication '" + *v + "'",
+                  "use standard-webhooks (with push_secret) or jwt (with push_jwks)");
+        ok = false;
+      }
+    } else if (e.key == "push_jwks") {
+      if (auto v = r.string(e.value, kp); v && !v->empty())
+        src.push_jwks = detail::resolvePath(s.base_dir, *v);
+      else {
+        if (v) r.error(e.value, kp + " is empty", "give the path of the JWK Set file");
+        ok = false;
+      }
+    } else if (e.key == "push_jwt_issuer") {
+      if (auto v = r.string(e.value, kp))
+        src.push_jwt_issuer = *v;
+      else
+        ok = false;
     } else if (!connectorOption(r, e, path, src.kind, spec, specs != nullptr, valid,
                                 src.options)) {
       ok = false;
     }
   }
   if (!requiredOptions(r, node, *m, path, src.kind, spec, src.options)) ok = false;
+  if (!pushKeys(r, node, path, src)) ok = false;
   if (ok || !src.name.empty()) s.sources.push_back(std::move(src));
 }
 

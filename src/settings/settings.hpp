@@ -52,6 +52,15 @@ struct SourceSettings {
   // Pushes from the learning system to POST /hooks/lms/<name> are accepted when set: the
   // Standard Webhooks signing secret (base64, optionally "whsec_").
   SecretRef push_secret;
+  // How pushes are authenticated: Standard Webhooks signatures with push_secret, or a body that
+  // is itself a JWT signed RS256 with a key of the JWK Set in the file push_jwks (Canvas Live
+  // Events with "Sign Payload"); push_jwt_issuer, when set, must equal the JWT's `iss`.
+  enum class PushAuth { StandardWebhooks, Jwt } push_auth = PushAuth::StandardWebhooks;
+  std::string push_jwks;  // absolute path
+  std::string push_jwt_issuer;
+  bool acceptsPushes() const {
+    return push_auth == PushAuth::Jwt ? !push_jwks.empty() : !push_secret.empty();
+  }
   ports::Options options;     // connector-specific keys, validated against the connector spec
   Location where;
 };

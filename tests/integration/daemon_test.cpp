@@ -1,7 +1,9 @@
 // `certgate daemon` as systemd runs it: the real binary in a child process, with a
 // NOTIFY_SOCKET the test listens on (sd_notify(3): datagrams of "KEY=VALUE" lines), signals,
 // its HTTP endpoints on loopback, and the scimmy SCIM 2.0 peer as the directory.
-// Pushes are signed as Standard Webhooks specifies (https://www.standardwebhooks.com).
+// Pushes are signed as Standard Webhooks specifies (https://www.standardwebhooks.com), or, for a
+// canvas source, sent as Canvas Live Events signed as JWTs (tests/support/jwt_signer.hpp) with the
+// loopback Canvas REST API fake (tests/fakes/canvas) as the source.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -24,6 +26,8 @@
 
 #include "connectors/common/webhook_signature.hpp"
 #include "engine/run_lock.hpp"
+#include "fakes/canvas/canvas_fake.hpp"
+#include "support/jwt_signer.hpp"
 #include "support/scim_peer.hpp"
 
 namespace fs = std::filesystem;
@@ -105,6 +109,7 @@ class NotifySocket {
 struct Deployment {
   fs::path dir;
   ScimPeer peer;
+  std::string extra_sources;  // YAML list entries appended to `sources:`
 
   static ScimPeerOptions peerOptions(int people) {
     ScimPeerOptions o;
@@ -130,7 +135,9 @@ struct Deployment {
     write("tracks.yaml",
           "modules:\n  - id: M1\n"
           "tracks:\n  - id: AI_BASICS\n    modules: [M1]\n    recertifyDays: 365\n");
-    write("items.yaml", "items:\n  - { lms_item: course-1, module: M1 }\n");
+    write("items.yaml",
+          "items:\n  - { lms_item: course-1, module: M1 }\n"
+          "  - { lms_item: \"course:1234\", module: M1 }\n");
     write("grants.yaml",
           "grants:\n  - track: AI_BASICS\n    groups:\n      - { directory: scim, group: AI Users }\n");
     std::ostringstream roster;
@@ -161,7 +168,8 @@ struct Deployment {
          "sources:\n  - name: lms\n    kind: csv\n    min_record_ratio: 0\n    directory: exports\n"
          "    columns: { employee_id: Employee ID, item: Course ID, completed_at: Completed }\n"
          "    push_secret: { file: push-secret }\n"
-         "directories:\n  - name: scim\n    kind: scim\n"
+      << extra_sources
+      << "directories:\n  - name: scim\n    kind: scim\n"
       << "    url: " << peer.base_url() << "\n"
       << "    token: { file: scim-token }\n"
       << "    max_members_per_patch: " << patch_size << "\n"
@@ -543,4 +551,117 @@ TEST_CASE("daemon: SIGTERM in the middle of a run finishes the change in flight,
   REQUIRE(eventually([&] { return d.members().size() == 8; }));
   again.signal(SIGTERM);
   CHECK(again.wait(20s) == 0);
+}
+
+TEST_CASE("daemon: a Canvas Live Event signed as a JWT gives the person access, forged, "
+          "unknown-key, unsigned, expired and replayed ones are refused with nothing applied",
+          "[integration][daemon][canvas]") {
+  using certgate::testing::JwtSigner;
+  const JwtSigner current("live-events-2026-11"), upcoming("live-events-2026-12");
+  const JwtSigner stranger("live-events-2026-11");  // the current kid, another key
+
+  // Canvas (tests/fakes/canvas): course 1234 with six students whose SIS ids are the employee ids.
+  certgate::testing::canvas::CanvasFake canvas;
+  Json site = {{"courses", {{{"id", 1234}, {"name", "AI Safety Basics"}}}},
+               {"users", Json::array()}, {"enrollments", Json::array()},
+               {"assignments", Json::array()}, {"progress", Json::array()},
+               {"submissions", Json::array()}};
+  for (int i = 1; i <= 6; ++i) {
+    site["users"].push_back({{"id", 600 + i}, {"name", "Person " + std::to_string(i)},
+                             {"sis_user_id", employee(i)},
+                             {"email", "p" + std::to_string(i) + "@example.org"}});
+    site["enrollments"].push_back({{"course_id", 1234}, {"user_id", 600 + i},
+                                   {"type", "StudentEnrollment"},
+                                   {"enrollment_state", "active"}});
+  }
+  canvas.load(site);
+  canvas.start();
+
+  Deployment d(6);
+  d.write("canvas-token", "canvas-token-8c1e\n");
+  fs::permissions(d.dir / "canvas-token", fs::perms::owner_read | fs::perms::owner_write);
+  d.write("canvas-jwks.json", certgate::testing::jwks(current, upcoming).dump());
+  d.extra_sources = "  - name: canvas\n    kind: canvas\n    url: " + canvas.url() +
+                    "\n    token: { file: canvas-token }\n    courses: [1234]\n"
+                    "    submissions: false\n    push_auth: jwt\n"
+                    "    push_jwks: canvas-jwks.json\n";
+  d.config();
+  d.exportCompletions("first.csv", 1, 2);
+  DaemonProcess daemon(d, "jwt");
+  REQUIRE_READY(daemon);
+  const int port = daemon.port();
+  REQUIRE(port > 0);
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(10, 0);
+  REQUIRE(eventually([&] { return d.members().size() == 2; }));
+  REQUIRE(daemon.notify().saw("STATUS=last run"));
+
+  // E0004 completes the course in Canvas; Canvas sends the grade_change Live Event (Canvas
+  // format: metadata and body), the event in the JWT's claims.
+  canvas.site()["progress"].push_back({{"course_id", 1234}, {"user_id", 604},
+                                       {"requirement_count", 1},
+                                       {"requirement_completed_count", 1},
+                                       {"completed_at", "2026-11-20T09:00:00Z"}});
+  const Json event = {
+      {"metadata", {{"event_name", "grade_change"}, {"event_time", "2026-11-24T10:00:00.000Z"},
+                    {"context_type", "Course"}, {"context_id", "21070000000001234"},
+                    {"producer", "canvas"}, {"user_id", "21070000000000009"}}},
+      {"body", {{"student_id", "21070000000000604"}, {"student_sis_id", "E0004"},
+                {"score", 15.0}, {"points_possible", 20.0}}},
+      {"iat", unixNow()},
+      {"exp", unixNow() + 300}};
+  const std::string genuine = upcoming.sign(event);
+
+  auto post = [&](const std::string& body) {
+    auto r = http.Post("/hooks/lms/canvas", body, "application/jwt");
+    REQUIRE(r);
+    return *r;
+  };
+  const int requests_before = canvas.requestCount();
+  {
+    std::string flipped = genuine;
+    const auto at = flipped.find('.') + 7;
+    flipped[at] = flipped[at] == 'A' ? 'B' : 'A';
+    Json expired = event;
+    expired["iat"] = unixNow() - 900;
+    expired["exp"] = unixNow() - 600;
+    struct Refusal {
+      const char* reason;
+      std::string body;
+    };
+    const Refusal refusals[] = {
+        {"a payload byte flipped", flipped},
+        {"signed by another key under the current kid", stranger.sign(event)},
+        {"a kid the key set does not hold", current.sign(event, {{"kid", "live-events-2025-01"}})},
+        {"alg none", certgate::testing::unsignedJwt(event)},
+        {"expired", current.sign(expired)},
+        {"the event unsigned", event.dump()},
+    };
+    for (const auto& r : refusals) {
+      INFO(r.reason);
+      const auto answer = post(r.body);
+      INFO(answer.body);
+      CHECK(answer.status == 401);
+    }
+  }
+  // Nothing was applied: no run fetched Canvas, E0004 has no access.
+  std::this_thread::sleep_for(300ms);
+  CHECK(canvas.requestCount() == requests_before);
+  CHECK(d.members().count("u-E0004") == 0);
+  CHECK(daemon.log().find("kid 'live-events-2025-01' is not in the key set") != std::string::npos);
+
+  const auto accepted = post(genuine + "\n");
+  INFO(accepted.body);
+  REQUIRE(accepted.status == 202);
+  CHECK(Json::parse(accepted.body)["event"] == "grade_change");
+  REQUIRE(eventually([&] { return d.members().count("u-E0004") == 1; }, 15s));
+  CHECK(canvas.requestCount() > requests_before);
+  CHECK(d.members().size() == 3);
+
+  // The same token again (no jti: its digest is the id) is a replay.
+  const auto replay = post(genuine);
+  CHECK(replay.status == 409);
+
+  daemon.signal(SIGTERM);
+  CHECK(daemon.wait(20s) == 0);
 }

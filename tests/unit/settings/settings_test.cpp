@@ -242,8 +242,10 @@ TEST_CASE("Connector keys are checked against the connector's spec", "[unit][set
   const core::Error* unknown = findError(errors, "unknown key 'colums' in sources[0] (kind csv)");
   REQUIRE(unknown);
   CHECK(unknown->where == c.config + ":6:5");
-  CHECK_THAT(unknown->message, Catch::Contains("valid keys: name, kind, enabled, trust_lms_expiry, "
-                                               "min_record_ratio, interval, push_secret, directory, pattern") &&
+  CHECK_THAT(unknown->message,
+             Catch::Contains("valid keys: name, kind, enabled, trust_lms_expiry, "
+                             "min_record_ratio, interval, push_secret, push_auth, push_jwks, "
+                             "push_jwt_issuer, directory, pattern") &&
                                    Catch::Contains("did you mean 'columns'?"));
   REQUIRE(findError(errors, "sources[0].min_rows must be a whole number"));
   const core::Error* missing_dir =
@@ -493,6 +495,45 @@ TEST_CASE("Daemon keys: a source's own fetch interval and push secret, the stop 
   CHECK(testing::findError(errors, "sources[0].interval must be at least 1s"));
   CHECK(testing::findError(errors, "secrets are never written inline"));
   CHECK(testing::findError(errors, "schedule.stop_timeout must be at least 1s"));
+}
+
+TEST_CASE("Push keys: push_auth jwt with a JWKS file, and the keys of the other mode refused",
+          "[unit][settings]") {
+  ConfigDir c(
+      "sources:\n"
+      "  - name: canvas\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_auth: jwt\n    push_jwks: keys/canvas-jwks.json\n"
+      "    push_jwt_issuer: https://live-events.example\n"
+      "  - name: lrs\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_auth: standard-webhooks\n    push_secret: { credential: lrs-push }\n"
+      "  - name: quiet\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n");
+  const Settings s = loadOk(c.config);
+  REQUIRE(s.sources.size() == 3);
+  CHECK(s.sources[0].push_auth == SourceSettings::PushAuth::Jwt);
+  CHECK(s.sources[0].push_jwks == c.dir.path() + "/keys/canvas-jwks.json");
+  CHECK(s.sources[0].push_jwt_issuer == "https://live-events.example");
+  CHECK(s.sources[0].acceptsPushes());
+  CHECK(s.sources[1].push_auth == SourceSettings::PushAuth::StandardWebhooks);
+  CHECK(s.sources[1].acceptsPushes());
+  CHECK_FALSE(s.sources[2].acceptsPushes());
+
+  ConfigDir bad(
+      "sources:\n"
+      "  - name: a\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_auth: jwt\n"
+      "  - name: b\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_auth: jwt\n    push_jwks: k.json\n    push_secret: { file: s }\n"
+      "  - name: c\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_jwks: k.json\n"
+      "  - name: d\n    kind: csv\n    directory: exports\n    columns: { item: Course }\n"
+      "    push_auth: hmac\n");
+  const auto errors = loadErrors(bad.config);
+  INFO(testing::allMessages(errors));
+  CHECK(testing::findError(errors, "sources[0]: push_auth jwt needs push_jwks"));
+  CHECK(testing::findError(errors, "sources[1]: push_secret is not used with push_auth jwt"));
+  CHECK(testing::findError(errors,
+                           "sources[2]: push_jwks and push_jwt_issuer are read only with push_auth jwt"));
+  CHECK(testing::findError(errors, "sources[3].push_auth: unknown push authentication 'hmac'"));
 }
 
 }  // namespace
