@@ -513,6 +513,24 @@ core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
       if (!outcome->next_cursor.empty() && outcome->next_cursor != cursor)
         if (auto st = store_.setCursor(*source_id, outcome->next_cursor); !st.ok()) return st.error();
     }
+    if (outcome.ok() && outcome->full_records >= 0) {
+      fetch.full_records = outcome->full_records;
+      // The collapse guard of sources whose units are all incremental: what they read whole
+      // at every fetch, against the last complete fetch's.
+      if (sr.complete && cfg.min_record_ratio > 0) {
+        auto prev = store_.lastCompleteFullRecords(*source_id);
+        if (!prev.ok()) return prev.error();
+        if (*prev > 0 && static_cast<double>(outcome->full_records) <
+                             cfg.min_record_ratio * static_cast<double>(*prev)) {
+          sr.complete = false;
+          sr.problem = "record count collapsed: " + std::to_string(outcome->full_records) +
+                       " records read, the previous complete fetch read " +
+                       std::to_string(*prev) + " (min_record_ratio " +
+                       ratioText(cfg.min_record_ratio) +
+                       "; if the drop is real, lower min_record_ratio for this source)";
+        }
+      }
+    }
     fetch.complete = sr.complete;
     fetch.problem = sr.problem;
     fetch.units_seen = sr.units_seen;

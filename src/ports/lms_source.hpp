@@ -81,6 +81,11 @@ struct FetchOutcome {
   std::int64_t units_skipped = 0;  // already processed
   std::int64_t records = 0;
   std::int64_t quarantined = 0;
+  // The size of what the source reads whole at every fetch, however its units are cut (e.g. the
+  // enrolled users of the configured courses), counting pages skipped as already processed too;
+  // -1 when the source has no such part. The record-count collapse guard compares it with the
+  // last complete fetch's (min_record_ratio), for sources whose units are all incremental.
+  std::int64_t full_records = -1;
 };
 
 // A push from the learning system (a webhook call), as the source understands it. Decisions are

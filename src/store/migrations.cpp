@@ -428,6 +428,12 @@ CREATE INDEX audit_unchained ON audit (id) WHERE hash IS NULL;
 CREATE INDEX audit_by_action ON audit (action, id);
 )sql";
 
+// The record-count collapse guard of sources that read part of their data whole at every fetch
+// but cut it into incremental units (FetchOutcome::full_records); NULL: the source has none.
+constexpr const char kFullRecordsSchema[] = R"sql(
+ALTER TABLE fetches ADD COLUMN full_records INTEGER;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -438,6 +444,7 @@ constexpr Migration kMigrations[] = {
     {7, "alert outbox and cursors", kAlertSchema},
     {8, "exceptions: rejection, revocation reason, recorded end", kExceptionWorkflowSchema},
     {9, "audit hash chain: rows not chained yet, events by action", kAuditChainSchema},
+    {10, "fetches: what the source read whole (the collapse guard's baseline)", kFullRecordsSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

@@ -58,8 +58,12 @@ constexpr const char kLastCompleteUnitRecords[] =
     " ORDER BY at DESC, id DESC LIMIT 1";
 constexpr const char kInsertFetch[] =
     "INSERT INTO fetches (source_id, run_id, started_at, finished_at, complete, problem,"
-    "                     units_seen, units_skipped, records, quarantined)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    "                     units_seen, units_skipped, records, quarantined, full_records)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+constexpr const char kLastCompleteFullRecords[] =
+    "SELECT full_records FROM fetches"
+    " WHERE source_id = ?1 AND complete = 1 AND full_records IS NOT NULL"
+    " ORDER BY id DESC LIMIT 1";
 constexpr const char kLastFetch[] =
     "SELECT id, source_id, ifnull(run_id, 0), started_at, finished_at, complete, problem,"
     "       units_seen, units_skipped, records, quarantined"
@@ -1002,6 +1006,13 @@ Result<std::int64_t> Store::lastCompleteUnitRecords(std::int64_t source_id) {
   return scalar(*stmt);
 }
 
+Result<std::int64_t> Store::lastCompleteFullRecords(std::int64_t source_id) {
+  auto stmt = cache_->stmt(kLastCompleteFullRecords, "lastCompleteFullRecords");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  return scalar(*stmt);
+}
+
 Result<std::int64_t> Store::recordFetch(const FetchRow& fetch) {
   return cache_->inWrite("recordFetch", Cache::Nested::Join, [&]() -> Result<std::int64_t> {
     auto stmt = cache_->stmt(kInsertFetch, "recordFetch");
@@ -1016,6 +1027,10 @@ Result<std::int64_t> Store::recordFetch(const FetchRow& fetch) {
     stmt->bindInt(8, fetch.units_skipped);
     stmt->bindInt(9, fetch.records);
     stmt->bindInt(10, fetch.quarantined);
+    if (fetch.full_records >= 0)
+      stmt->bindInt(11, fetch.full_records);
+    else
+      stmt->bindNull(11);
     if (auto ran = stmt->run(); !ran) return ran.error();
     return sqlite3_last_insert_rowid(db_);
   });

@@ -84,6 +84,7 @@ struct FetchRow {
   std::int64_t units_skipped = 0;
   std::int64_t records = 0;
   std::int64_t quarantined = 0;
+  std::int64_t full_records = -1;  // FetchOutcome::full_records; -1 stored as NULL
 };
 
 struct PersonRow {
@@ -475,6 +476,8 @@ class Store {
   // Records read from the most recently recorded complete unit of the source (0 if none):
   // the baseline of the record-count collapse guard.
   Result<std::int64_t> lastCompleteUnitRecords(std::int64_t source_id);
+  // full_records of the source's newest complete fetch that had them; 0 when none did.
+  Result<std::int64_t> lastCompleteFullRecords(std::int64_t source_id);
   Result<std::int64_t> recordFetch(const FetchRow& fetch);  // returns the new id
   // The most recently recorded fetch of the source (highest id), nullopt if none.
   Result<std::optional<FetchRow>> lastFetch(std::int64_t source_id);

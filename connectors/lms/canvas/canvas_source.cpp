@@ -320,6 +320,7 @@ core::Result<ports::FetchOutcome> CanvasSource::fetchAll(const std::string& curs
                                                          ports::RecordSink& sink) {
   (void)now;
   FetchState st;
+  st.out.full_records = 0;  // the students and course progress lists, read whole every time
   Cursor cursor = parseCursor(cursor_text);
   if (cursor.query != query_) cursor.graded.reset();  // another site, course or assignment list
   std::optional<core::Instant> since = cfg_.start;
@@ -351,6 +352,7 @@ core::Result<ports::FetchOutcome> CanvasSource::fetchAll(const std::string& curs
     auto w = walk(api + course + "/users?enrollment_type%5B%5D=student&include%5B%5D=email&" + per_page,
                   lc + " students", false, st, sink,
                   [&](const Json& items, const std::string&, bool, std::int64_t&, std::int64_t&) {
+                    st.out.full_records += static_cast<std::int64_t>(items.size());
                     for (const Json& u : items) {
                       const auto id = idOf(u, "id");
                       if (!id) continue;
@@ -372,6 +374,8 @@ core::Result<ports::FetchOutcome> CanvasSource::fetchAll(const std::string& curs
       w = walk(api + course + "/bulk_user_progress?" + per_page, lc + " progress", true, st, sink,
                [&](const Json& items, const std::string& at, bool emit, std::int64_t& records,
                    std::int64_t& quarantined) {
+                 // Read whole at every fetch, stored pages included: the collapse guard's count.
+                 st.out.full_records += static_cast<std::int64_t>(items.size());
                  if (!emit) return;
                  std::size_t index = 0;
                  for (const Json& u : items) {

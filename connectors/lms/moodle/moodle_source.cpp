@@ -501,6 +501,8 @@ bool MoodleSource::readCourse(std::int64_t course, FetchState& st, ports::Record
       return true;
     }
     const std::size_t got = users.doc.size();
+    // Every fetch lists the enrolled users whole: their number feeds the collapse guard.
+    st.out.full_records += static_cast<std::int64_t>(got);
 
     // Read every user's answers first: the unit's key is the hash of all of them.
     std::string key_material = users.body;
@@ -603,6 +605,7 @@ bool MoodleSource::readCourse(std::int64_t course, FetchState& st, ports::Record
 
 core::Result<ports::FetchOutcome> MoodleSource::fetchAll(ports::RecordSink& sink) {
   FetchState st;
+  st.out.full_records = 0;
   std::optional<core::Error> fatal;
   for (const std::int64_t course : cfg_.courses) {
     const bool go_on = readCourse(course, st, sink, fatal);

@@ -134,3 +134,28 @@ TEST_CASE("overlapping, duplicate and out-of-order Canvas deliveries make one fa
   CHECK_THAT(fourth.problem, Catch::Contains("HTTP 503"));
   CHECK(f.cursor() == cursor3);
 }
+
+TEST_CASE("a Canvas fetch whose students and progress collapsed leaves the source incomplete, "
+          "and a fetch of unchanged, already stored pages does not", "[connector][canvas]") {
+  Fixture f;
+  auto first = f.ingest();
+  INFO(first.problem);
+  REQUIRE(first.complete);
+  auto same = f.ingest();
+  INFO(same.problem);
+  CHECK(same.complete);
+  CHECK(same.units_skipped == same.units_seen);
+
+  // The token's user now sees a single student with progress (its role narrowed): every answer
+  // is well formed, yet the source is not to be believed.
+  auto& site = f.site.site();
+  site["enrollments"].erase(site["enrollments"].begin() + 1, site["enrollments"].end());
+  site["progress"].erase(site["progress"].begin() + 1, site["progress"].end());
+  auto collapsed = f.ingest();
+  CHECK_FALSE(collapsed.complete);
+  CHECK_THAT(collapsed.problem, Catch::Contains("record count collapsed: 2 records read") &&
+                                    Catch::Contains("(min_record_ratio 0.5"));
+  CHECK_FALSE(f.ingest().complete);
+  f.source_settings.min_record_ratio = 0;
+  CHECK(f.ingest().complete);
+}

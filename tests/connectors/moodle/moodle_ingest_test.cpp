@@ -151,3 +151,31 @@ TEST_CASE("a Moodle call failing mid-fetch leaves the source incomplete and keep
   CHECK(second.updated == 1);  // Ada's page was read before the failure
   CHECK(f.facts() == 11);
 }
+
+TEST_CASE("a Moodle fetch whose enrolled users collapsed leaves the source incomplete, and a "
+          "fetch of unchanged, already stored pages does not", "[connector][moodle]") {
+  Fixture f;
+  auto first = f.ingest();
+  INFO(first.problem);
+  REQUIRE(first.complete);
+  // Every page skipped as stored before: the users were still listed whole.
+  auto same = f.ingest();
+  INFO(same.problem);
+  CHECK(same.complete);
+  CHECK(same.units_skipped == same.units_seen);
+
+  // The WS user now sees one enrolled user of six (a role removed, a course emptied):
+  // nothing is wrong with the answers, but the source is not to be believed.
+  auto& enrolments = f.site.site()["enrolments"];
+  enrolments.erase(enrolments.begin() + 1, enrolments.end());
+  auto collapsed = f.ingest();
+  CHECK_FALSE(collapsed.complete);
+  CHECK_THAT(collapsed.problem,
+             Catch::Contains("record count collapsed: 1 records read, the previous complete "
+                             "fetch read 6 (min_record_ratio 0.5"));  // 104's enrolment is suspended
+  // It stays so on the next fetch (the baseline is the last complete fetch) ...
+  CHECK_FALSE(f.ingest().complete);
+  // ... until the operator accepts the drop.
+  f.source_settings.min_record_ratio = 0;
+  CHECK(f.ingest().complete);
+}
