@@ -374,21 +374,10 @@ PushCheck<std::pair<std::string, std::string>> verifyJwtPush(const Shared& sh,
     body.remove_suffix(1);
   while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front())))
     body.remove_prefix(1);
-  std::string text;
-  {
-    std::ifstream in(src.push_jwks, std::ios::binary);
-    std::ostringstream all;
-    if (in) all << in.rdbuf();
-    if (!in)
-      return pushUnavailable(sh, src.name,
-                             core::makeError(core::ErrorKind::NotFound,
-                                             "the JWK Set file cannot be read", src.push_jwks,
-                                             "check push_jwks and the file's permissions"),
-                             "the source's JWK Set cannot be read");
-    text = all.str();
-  }
-  auto keys = connectors::jwt::parseJwks(text, src.push_jwks);
-  if (!keys) return pushUnavailable(sh, src.name, keys.error(), "the source's JWK Set is not valid");
+  auto keys = readPushJwks(src);
+  if (!keys)
+    return pushUnavailable(sh, src.name, keys.error(),
+                           "the source's JWK Set (push_jwks) cannot be read or is not valid");
   connectors::jwt::JwtRules rules;
   rules.now = now;
   rules.leeway_s = kJwtLeewaySeconds;
@@ -510,6 +499,25 @@ http::Response handlePush(Shared& sh, const http::Request& req) {
 }
 
 }  // namespace
+
+core::Result<std::vector<connectors::jwt::Jwk>> readPushJwks(const settings::SourceSettings& src) {
+  std::ifstream in(src.push_jwks, std::ios::binary);
+  std::ostringstream all;
+  if (in) all << in.rdbuf();
+  if (!in)
+    return core::makeError(core::ErrorKind::Invalid,
+                           "push_jwks of source '" + src.name + "': the JWK Set file cannot be read",
+                           src.push_jwks,
+                           "write the learning system's JWKS there (docs/connectors.md, canvas, "
+                           "\"Live Events signed as JWTs\") and make it readable by certgate");
+  auto keys = connectors::jwt::parseJwks(all.str(), src.push_jwks);
+  if (!keys) {
+    core::Error e = keys.error();
+    e.message = "push_jwks of source '" + src.name + "': " + e.message;
+    return e;
+  }
+  return keys;
+}
 
 bool bearerMatches(std::string_view header, std::string_view token) {
   constexpr std::string_view kScheme = "Bearer ";

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "connectors/common/jwks.hpp"
 #include "http/server.hpp"
 #include "ports/clock.hpp"
 #include "settings/settings.hpp"
@@ -64,6 +65,10 @@ struct AdminApiContext {
 
 // Registers /readyz, /metrics, /v1/... and /hooks/lms/ on `server` (before it starts).
 void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> context);
+
+// The signing keys of a source with push_auth jwt: its push_jwks file read and parsed. Errors
+// name the file and say what to do; read at daemon start and at every push.
+core::Result<std::vector<connectors::jwt::Jwk>> readPushJwks(const settings::SourceSettings& src);
 
 // True when `header` is "Bearer <token>" for `token` (non-empty), compared in constant time.
 bool bearerMatches(std::string_view header, std::string_view token);

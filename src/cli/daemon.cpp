@@ -547,6 +547,13 @@ int Daemon::main() {
     log_.warn("http.admin_token is not set: the admin API (/v1) refuses every request");
   }
   for (const auto& src : s->sources) {
+    if (src.enabled && src.push_auth == settings::SourceSettings::PushAuth::Jwt) {
+      // A key set that cannot be read would refuse every push: say so now, not at the first one.
+      if (auto keys = readPushJwks(src); !keys) {
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        return failWith(io_, keys.error(), kConfigInvalid);
+      }
+    }
     if (src.push_secret.empty()) continue;
     auto secret = settings::readSecret(src.push_secret, s->base_dir);
     if (!secret) {

@@ -665,3 +665,30 @@ TEST_CASE("daemon: a Canvas Live Event signed as a JWT gives the person access, 
   daemon.signal(SIGTERM);
   CHECK(daemon.wait(20s) == 0);
 }
+
+TEST_CASE("daemon: a source whose push_jwks cannot be read stops the start with the file named",
+          "[integration][daemon][canvas]") {
+  Deployment d(1);
+  d.write("canvas-token", "canvas-token-8c1e\n");
+  fs::permissions(d.dir / "canvas-token", fs::perms::owner_read | fs::perms::owner_write);
+  d.extra_sources =
+      "  - name: canvas\n    kind: canvas\n    url: http://127.0.0.1:9\n"
+      "    token: { file: canvas-token }\n    courses: [1234]\n    push_auth: jwt\n"
+      "    push_jwks: missing-jwks.json\n";
+  d.config();
+  {
+    DaemonProcess daemon(d, "nojwks");
+    CHECK(daemon.wait(20s) == 3);  // configuration invalid
+    const std::string log = daemon.log();
+    INFO(log);
+    CHECK(log.find("push_jwks of source 'canvas': the JWK Set file cannot be read") !=
+          std::string::npos);
+    CHECK(log.find("missing-jwks.json") != std::string::npos);
+  }
+  // A file that is not a key set is refused the same way.
+  d.write("missing-jwks.json", R"({"keys": []})");
+  DaemonProcess daemon(d, "emptyjwks");
+  CHECK(daemon.wait(20s) == 3);
+  INFO(daemon.log());
+  CHECK(daemon.log().find("holds no RSA signing key") != std::string::npos);
+}
