@@ -39,13 +39,14 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     "usage: bench_ingest [--people N] [--seed S] [--facts-per-person F] [--data DIR] [--regen]\n"
-    "                    [--db PATH] [--rerun] [--keep-db] [--no-breakdown]\n"
+    "                    [--db PATH] [--rerun] [--keep-db] [--no-breakdown] [--no-evaluate]\n"
     "  N accepts 100k / 1M shorthands (default 100k). DIR defaults to\n"
     "  /tmp/certgate-bench/p<N>-s<S>-f<F>; it is generated (not timed) unless it already holds\n"
     "  a data set of that size (--regen forces it). PATH defaults to DIR/bench.db and is\n"
     "  recreated. --rerun times a second ingest of the same exports (every file skipped).\n"
     "  Unless --no-breakdown, the csv source is first timed alone with a sink that stores\n"
-    "  nothing (the parsing share of the ingest).\n";
+    "  nothing (the parsing share of the ingest). --no-evaluate skips the evaluation over the\n"
+    "  store after the ingest.\n";
 
 std::int64_t fileSize(const std::string& path) {
   std::error_code ec;
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
   const bool rerun = args.flag("rerun");
   const bool keep_db = args.flag("keep-db");
   const bool breakdown = !args.flag("no-breakdown");
+  const bool evaluate = !args.flag("no-evaluate");
   args.done(kUsage);
   if (people < 1 || people > 50'000'000) {
     std::fputs(kUsage, stderr);
@@ -238,9 +240,11 @@ int main(int argc, char** argv) {
       handles.push_back({&src, std::move(made).value()});
     }
     const double cpu0 = bench::cpuSeconds();
+    const double thread0 = bench::threadCpuSeconds();
     bench::Stopwatch iw;
     auto report = ingestor.run(handles);
     const double wall = iw.seconds();
+    const double reader_cpu = bench::threadCpuSeconds() - thread0;
     if (!report.ok()) {
       std::fprintf(stderr, "error: ingest: %s\n", report.error().describe().c_str());
       return false;
@@ -252,6 +256,10 @@ int main(int argc, char** argv) {
       skipped += r.units_skipped;
     }
     printPhase(label, wall, bench::cpuSeconds() - cpu0, stored, "facts");
+    double writer_cpu = 0;
+    for (const auto& r : report->sources) writer_cpu += r.writer_cpu_seconds;
+    std::printf("    cpu: source thread (read, resolve) %.3f s, store writer thread %.3f s\n",
+                reader_cpu, writer_cpu);
     for (const auto& r : report->sources)
       std::printf("    source %s: files %lld (skipped %lld), inserted %s, updated %s, unchanged %s, "
                   "quarantined %s, unmapped items %s, complete %s%s%s\n",
@@ -279,7 +287,7 @@ int main(int argc, char** argv) {
               mib(fileSize(db)), mib(fileSize(db + "-wal")));
 
   // ---- evaluation over the store
-  {
+  if (evaluate) {
     cpu = bench::cpuSeconds();
     bench::Stopwatch lw;
     auto ev = engine::Evaluation::load(st, *cfg.policy);

@@ -27,6 +27,14 @@ class Stopwatch {
 };
 
 // CPU time (user + system) of this process so far, in seconds.
+// CPU seconds of the calling thread alone.
+inline double threadCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 inline double cpuSeconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <iterator>
+#include <cstring>
+#include <functional>
 
 namespace certgate::core {
 
@@ -22,27 +23,73 @@ std::string_view trim(std::string_view s) {
 }
 }  // namespace
 
-std::string normaliseEmail(std::string_view email) {
+namespace {
+// normaliseEmail into `out` (its capacity is reused).
+void normaliseEmailInto(std::string_view email, std::string& out) {
+  out.clear();
   email = trim(email);
   const auto at = email.find('@');
   if (at == std::string_view::npos || at == 0 || at + 1 >= email.size() ||
       email.find('@', at + 1) != std::string_view::npos)
-    return {};
-  std::string out(email);
+    return;
+  out.assign(email);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+}
+}  // namespace
+
+std::string normaliseEmail(std::string_view email) {
+  std::string out;
+  normaliseEmailInto(email, out);
   return out;
 }
 
 std::string normaliseEmployeeId(std::string_view id) { return std::string(trim(id)); }
+
+std::uint64_t IdentityIndex::hashOf(std::string_view value) {
+  const std::uint64_t h = std::hash<std::string_view>{}(value);
+  return h == 0 ? 1 : h;
+}
+
+std::string_view IdentityIndex::textAt(std::size_t offset) const {
+  std::size_t length = 0;
+  std::memcpy(&length, text_.data() + offset, sizeof length);
+  return {text_.data() + offset + sizeof length, length};
+}
+
+void IdentityIndex::place(const Slot& slot) {
+  std::size_t i = slot.hash & mask_;
+  while (slots_[i].hash != 0) i = (i + 1) & mask_;
+  slots_[i] = slot;
+}
+
+void IdentityIndex::add(std::string_view value, std::int64_t id) {
+  // At most half full: probe runs stay short.
+  if (2 * (used_ + 1) > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(16, 2 * old.size()), Slot{});
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old)
+      if (s.hash != 0) place(s);
+  }
+  Slot slot;
+  slot.hash = hashOf(value);
+  slot.id = id;
+  slot.offset = text_.size();
+  const std::size_t length = value.size();
+  text_.append(reinterpret_cast<const char*>(&length), sizeof length);
+  text_.append(value);
+  place(slot);
+  ++used_;
+}
 
 IdentityResolver::IdentityResolver(std::vector<IdentityKey> priority,
                                    std::vector<IdentityOverride> overrides)
     : priority_(std::move(priority)), overrides_(std::move(overrides)) {}
 
 void IdentityResolver::add(const KnownPerson& person) {
-  if (!person.employee_id.empty()) by_employee_id_.emplace(person.employee_id, person.id);
-  if (!person.email.empty()) by_email_.emplace(person.email, person.id);
+  if (!person.employee_id.empty()) by_employee_id_.add(person.employee_id, person.id);
+  if (!person.email.empty()) by_email_.add(person.email, person.id);
   ++count_;
 }
 
@@ -50,9 +97,9 @@ std::vector<std::int64_t> IdentityResolver::lookup(IdentityKey key, const std::s
   std::vector<std::int64_t> out;
   if (value.empty()) return out;
   const auto& index = key == IdentityKey::EmployeeId ? by_employee_id_ : by_email_;
-  auto [a, b] = index.equal_range(value);
-  for (auto it = a; it != b; ++it)
-    if (std::find(out.begin(), out.end(), it->second) == out.end()) out.push_back(it->second);
+  index.forEach(value, [&](std::int64_t id) {
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  });
   return out;
 }
 
@@ -65,7 +112,8 @@ Resolution IdentityResolver::resolve(std::string_view source, std::string_view c
                                      std::string_view source_user) const {
   Resolution r;
   const std::string employee_id = normaliseEmployeeId(claim_employee_id);
-  const std::string email = normaliseEmail(claim_email);
+  thread_local std::string email;  // reused: no allocation per call
+  normaliseEmailInto(claim_email, email);
 
   // Overrides come first: they exist precisely to correct what the keys would find.
   for (const IdentityOverride& o : overrides_) {
@@ -94,10 +142,19 @@ Resolution IdentityResolver::resolve(std::string_view source, std::string_view c
     if (value.empty()) continue;
     // One probe of the index; the general lookup (distinct ids) only when the value is shared.
     const auto& index = key == IdentityKey::EmployeeId ? by_employee_id_ : by_email_;
-    auto [a, b] = index.equal_range(value);
-    if (a == b) continue;
-    std::int64_t id = a->second;
-    if (std::next(a) != b) {
+    std::int64_t id = 0;
+    bool known = false;
+    bool shared = false;
+    index.forEach(value, [&](std::int64_t each) {
+      if (!known) {
+        known = true;
+        id = each;
+      } else if (each != id) {
+        shared = true;
+      }
+    });
+    if (!known) continue;
+    if (shared) {
       const std::vector<std::int64_t> ids = lookup(key, value);
       if (ids.size() > 1) {
         r.outcome = Resolution::Outcome::Ambiguous;

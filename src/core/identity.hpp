@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace certgate::core {
@@ -45,6 +44,38 @@ struct IdentityOverride {
   std::string person_key;  // employee id or email of the person it belongs to
 };
 
+// Identifier value -> person ids, for the resolver: open addressing over one flat slot array
+// (hash and id inline) with the values in one text arena, so that a lookup among a million
+// people costs about two cache misses instead of a bucket, node and string chase. A value may
+// belong to several people (each add is kept).
+class IdentityIndex {
+ public:
+  void add(std::string_view value, std::int64_t id);
+  // Calls fn(id) for every person added under `value`.
+  template <typename Fn>
+  void forEach(std::string_view value, Fn&& fn) const {
+    if (slots_.empty()) return;
+    const std::uint64_t h = hashOf(value);
+    for (std::size_t i = h & mask_; slots_[i].hash != 0; i = (i + 1) & mask_)
+      if (slots_[i].hash == h && textAt(slots_[i].offset) == value) fn(slots_[i].id);
+  }
+  std::size_t size() const { return used_; }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;  // 0: empty
+    std::int64_t id = 0;
+    std::size_t offset = 0;  // of the value in text_: its length (size_t), then its bytes
+  };
+  static std::uint64_t hashOf(std::string_view value);
+  std::string_view textAt(std::size_t offset) const;
+  void place(const Slot& slot);
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t used_ = 0;
+  std::string text_;
+};
+
 class IdentityResolver {
  public:
   IdentityResolver(std::vector<IdentityKey> priority, std::vector<IdentityOverride> overrides);
@@ -65,8 +96,8 @@ class IdentityResolver {
 
   std::vector<IdentityKey> priority_;
   std::vector<IdentityOverride> overrides_;
-  std::unordered_multimap<std::string, std::int64_t> by_employee_id_;
-  std::unordered_multimap<std::string, std::int64_t> by_email_;
+  IdentityIndex by_employee_id_;
+  IdentityIndex by_email_;
   std::size_t count_ = 0;
 };
 

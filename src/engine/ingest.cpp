@@ -1,9 +1,15 @@
 #include "engine/ingest.hpp"
 
+#include <time.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
-#include <future>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -55,6 +61,13 @@ std::string truncated(std::string s, std::size_t n = 300) {
 }
 
 // Writes one source's records into the store as they stream in.
+//
+// Two threads. The source's thread (the caller of fetch) reads, resolves and gathers batches. A
+// writer thread owns the store and the unit's transaction and runs the store work in the order it
+// was handed over: begin a unit, write a batch, record and commit the unit. So the source reads
+// the next batch, and the next unit, while the writer writes and commits the previous one. The
+// store is only ever used by one thread at a time: the source's thread touches it only while
+// the writer is idle (wait()) or through query().
 class StoreSink final : public ports::RecordSink {
  public:
   StoreSink(store::Store& store, const settings::Settings& settings, std::int64_t source_id,
@@ -80,37 +93,48 @@ class StoreSink final : public ports::RecordSink {
       auto [it, inserted] = item_map_.emplace(m.lms_item, m.item);
       if (!inserted && !m.source.empty()) it->second = m.item;
     }
+    writer_ = std::thread([this] { writerLoop(); });
   }
+
+  ~StoreSink() override {
+    stopWriter();
+    tx_.reset();  // rolls back a unit left open
+  }
+  StoreSink(const StoreSink&) = delete;
+  StoreSink& operator=(const StoreSink&) = delete;
 
   // Only units recorded complete count as processed: an incomplete one (truncated, empty,
   // collapsed) is read again on every fetch, and keeps the source incomplete, until it is
   // replaced or removed. Re-reading is harmless: facts upsert, quarantine entries deduplicate.
+  // A key not begun in this run has the answer it had when the run started, so the writer
+  // answers it between two of its tasks; a key begun in this run waits for that unit's commit.
   bool alreadyProcessed(const ports::UnitInfo& unit) override {
-    drain();
-    auto done = store_.unitProcessed(source_id_, unit.key);
-    if (!done.ok()) {
-      fail(done.error());
-      return true;
-    }
-    return *done;
+    if (begun_keys_.count(unit.key) > 0) wait();
+    bool processed = true;
+    query([&]() -> core::Status {
+      auto done = store_.unitProcessed(source_id_, unit.key);
+      if (!done.ok()) return done.error();
+      processed = *done;
+      return {};
+    });
+    return processed || failed();
   }
 
   void beginUnit(const ports::UnitInfo& unit) override {
     unit_records_ = 0;
-    drain();
     pending_.clear();
     pending_quarantine_.clear();
-    auto tx = store_.begin();
-    if (!tx.ok()) {
-      fail(tx.error());
-      return;
-    }
-    tx_.emplace(std::move(tx).value());
-    (void)unit;
+    begun_keys_.insert(unit.key);
+    submit(false, [this]() -> core::Status {
+      auto tx = store_.begin();
+      if (!tx.ok()) return tx.error();
+      tx_.emplace(std::move(tx).value());
+      return {};
+    });
   }
 
   void record(ports::SourceRecord&& r) override {
-    if (!error_.message.empty()) return;
+    if (failed()) return;
     ++unit_records_;
     const std::int64_t person_id = resolvePerson(r);
     if (person_id == 0) return;
@@ -153,41 +177,16 @@ class StoreSink final : public ports::RecordSink {
   }
 
   void quarantine(ports::QuarantinedRecord&& q) override {
-    if (!error_.message.empty()) return;
+    if (failed()) return;
     ++unit_records_;
     quarantineRecord(q.external_id, q.location, q.reason, q.raw);
   }
 
   void endUnit(const ports::UnitInfo& unit, bool complete, const std::string& problem) override {
     flush();
-    drain();
-    if (!error_.message.empty()) {
-      tx_.reset();  // rolls back
-      return;
-    }
-    std::string why = problem;
-    bool ok = complete;
-    if (ok && min_record_ratio_ > 0 && !unit.incremental) {
-      auto prev = store_.lastCompleteUnitRecords(source_id_);
-      if (!prev.ok()) return fail(prev.error());
-      if (*prev > 0 && static_cast<double>(unit_records_) <
-                           min_record_ratio_ * static_cast<double>(*prev)) {
-        ok = false;
-        why = "record count collapsed: " + std::to_string(unit_records_) +
-              " records, the previous complete export had " + std::to_string(*prev) +
-              " (min_record_ratio " + ratioText(min_record_ratio_) +
-              "; if the drop is real, lower min_record_ratio for this source)";
-      }
-    }
-    auto st = store_.recordUnit(source_id_, unit.key, unit.name, unit.bytes, ok, why, now_,
-                                unit_records_);
-    if (!st.ok()) return fail(st.error());
-    if (tx_) {
-      auto c = tx_->commit();
-      tx_.reset();
-      if (!c.ok()) return fail(c.error());
-    }
-    if (!ok) noteIncomplete(unit.name + ": " + why);
+    submit(false, [this, unit, complete, problem, records = unit_records_]() -> core::Status {
+      return finishUnit(unit, complete, problem, records);
+    });
   }
 
   void setOptions(bool trust_lms_expiry, double min_record_ratio, std::size_t batch_facts) {
@@ -196,63 +195,173 @@ class StoreSink final : public ports::RecordSink {
     batch_facts_ = batch_facts;
   }
 
-  // Waits for the writer thread: call when the source's fetch returned, before reading error().
-  void finish() { drain(); }
+  // Waits for the writer and stops it: call when the source's fetch returned, before reading
+  // error().
+  void finish() {
+    wait();
+    stopWriter();
+    tx_.reset();  // a unit the source did not end, or that failed, is rolled back
+    report_.inserted += written_.facts.inserted;
+    report_.updated += written_.facts.updated;
+    report_.unchanged += written_.facts.unchanged;
+    report_.quarantined += written_.quarantined;
+    report_.writer_cpu_seconds += writer_cpu_seconds_;
+    written_ = {};
+    writer_cpu_seconds_ = 0;
+  }
 
   const Error& error() const { return error_; }
   const std::vector<std::string>& incomplete() const { return incomplete_; }
 
  private:
   void fail(const Error& e) {
+    std::lock_guard<std::mutex> lock(mutex_);
     if (error_.message.empty()) error_ = e;
+    failed_ = true;
+  }
+  bool failed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failed_;
   }
 
-  // Hands the facts and quarantine rows gathered so far to the writer thread as one batch (the
-  // store merges a batch in key order), after the batch before it is written: while the writer
-  // writes one batch, the source reads and resolves the next. The store is only ever used by one
-  // thread at a time: every other store call of this sink drains the writer first.
+  // --- the writer thread
+
+  struct Task {
+    std::function<core::Status()> run;
+    bool batch = false;
+    bool* done = nullptr;  // query(): set when it ran
+  };
+
+  void submit(bool batch, std::function<core::Status()> run) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (failed_) return;
+      queue_.push_back({std::move(run), batch, nullptr});
+      if (batch) ++batches_;
+    }
+    wake_.notify_all();
+  }
+
+  // Runs `run` on the writer before its queued tasks (after the one it is running) and waits.
+  void query(std::function<core::Status()> run) {
+    bool done = false;
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (failed_) return;
+    queue_.push_front({std::move(run), false, &done});
+    wake_.notify_all();
+    idle_.wait(lock, [&] { return done; });  // the writer sets it, run or skipped
+  }
+
+  // Waits until the writer has run everything handed to it.
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [&] { return (queue_.empty() && !busy_) || stopped_; });
+  }
+
+  void stopWriter() {
+    if (!writer_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    writer_.join();
+  }
+
+  void writerLoop() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) break;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      core::Status st;
+      if (!failed()) st = task.run();
+      if (!st.ok()) fail(st.error());
+      if (failed()) tx_.reset();  // rolls the unit back: nothing of it is kept
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        busy_ = false;
+        if (task.batch) --batches_;
+        if (task.done != nullptr) *task.done = true;
+      }
+      idle_.notify_all();
+    }
+    timespec cpu{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+      writer_cpu_seconds_ = static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) * 1e-9;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopped_ = true;
+    }
+    idle_.notify_all();
+  }
+
+  // Hands the facts and quarantine rows gathered so far to the writer as one batch (the store
+  // merges a batch in key order), once the batch before it is written: while the writer writes
+  // one batch, the source reads and resolves the next.
   void flush() {
-    if ((pending_.empty() && pending_quarantine_.empty()) || !error_.message.empty()) return;
-    drain();
-    if (!error_.message.empty()) return;
-    in_flight_ = std::async(
-        std::launch::async,
-        [this, facts = std::move(pending_), quarantined = std::move(pending_quarantine_)] {
-          return writeBatch(facts, quarantined);
-        });
+    if (pending_.empty() && pending_quarantine_.empty()) return;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      idle_.wait(lock, [&] { return batches_ == 0 || failed_ || stopped_; });
+    }
+    submit(true, [this, facts = std::move(pending_),
+                  quarantined = std::move(pending_quarantine_)]() -> core::Status {
+      return writeBatch(facts, quarantined);
+    });
     pending_ = {};
     pending_quarantine_ = {};
     pending_.reserve(std::min<std::size_t>(batch_facts_, 65'536));
   }
 
-  // Waits for the batch on the writer thread, if any, and takes in its outcome.
-  void drain() {
-    if (!in_flight_.valid()) return;
-    const core::Result<BatchOutcome> done = in_flight_.get();
-    if (!done.ok()) return fail(done.error());
-    report_.inserted += done->facts.inserted;
-    report_.updated += done->facts.updated;
-    report_.unchanged += done->facts.unchanged;
-    report_.quarantined += done->quarantined;
-  }
-
-  struct BatchOutcome {
-    store::UpsertCounts facts;
-    std::int64_t quarantined = 0;
-  };
-  // Runs on the writer thread; touches nothing of the sink but the store.
-  core::Result<BatchOutcome> writeBatch(const std::vector<store::FactRow>& facts,
-                                        const std::vector<store::QuarantineRow>& quarantined) {
-    BatchOutcome out;
+  // Writer thread: store and tx_ only, and what only the writer writes until wait() returns.
+  core::Status writeBatch(const std::vector<store::FactRow>& facts,
+                          const std::vector<store::QuarantineRow>& quarantined) {
     for (const store::QuarantineRow& q : quarantined) {
       if (auto st = store_.addQuarantine(q); !st.ok()) return st.error();
-      ++out.quarantined;
+      ++written_.quarantined;
     }
     auto up = store_.upsertFacts(facts, now_);
     if (!up.ok()) return up.error();
-    out.facts = *up;
-    return out;
+    written_.facts.inserted += up->inserted;
+    written_.facts.updated += up->updated;
+    written_.facts.unchanged += up->unchanged;
+    return {};
   }
+
+  // Writer thread: the unit's ledger entry, in its transaction, then the commit.
+  core::Status finishUnit(const ports::UnitInfo& unit, bool complete, const std::string& problem,
+                          std::int64_t records) {
+    std::string why = problem;
+    bool ok = complete;
+    if (ok && min_record_ratio_ > 0 && !unit.incremental) {
+      auto prev = store_.lastCompleteUnitRecords(source_id_);
+      if (!prev.ok()) return prev.error();
+      if (*prev > 0 &&
+          static_cast<double>(records) < min_record_ratio_ * static_cast<double>(*prev)) {
+        ok = false;
+        why = "record count collapsed: " + std::to_string(records) +
+              " records, the previous complete export had " + std::to_string(*prev) +
+              " (min_record_ratio " + ratioText(min_record_ratio_) +
+              "; if the drop is real, lower min_record_ratio for this source)";
+      }
+    }
+    auto st = store_.recordUnit(source_id_, unit.key, unit.name, unit.bytes, ok, why, now_, records);
+    if (!st.ok()) return st.error();
+    if (tx_) {
+      auto c = tx_->commit();
+      tx_.reset();
+      if (!c.ok()) return c.error();
+    }
+    if (!ok) noteIncomplete(unit.name + ": " + why);
+    return {};
+  }
+
   void noteIncomplete(std::string what) { incomplete_.push_back(std::move(what)); }
 
   void quarantineRecord(const std::string& external_id, const std::string& location,
@@ -304,7 +413,7 @@ class StoreSink final : public ports::RecordSink {
               p.display_name = r.display_name;
               p.population = populationFor(settings_.identity, employee_id, email, r.population);
               p.updated_at = now_;
-              drain();
+              wait();
               if (auto up = store_.upsertPerson(p); !up.ok()) fail(up.error());
             }
           }
@@ -324,7 +433,7 @@ class StoreSink final : public ports::RecordSink {
       p.population = populationFor(settings_.identity, employee_id, email, r.population);
       p.first_seen = now_;
       p.updated_at = now_;
-      drain();
+      wait();
       auto id = store_.upsertPerson(p);
       if (!id.ok()) {
         fail(id.error());
@@ -368,18 +477,35 @@ class StoreSink final : public ports::RecordSink {
   std::unordered_map<std::string, std::string> item_map_;
   std::unordered_map<std::string, ItemInfo> item_info_;
   std::unordered_set<std::int64_t> seen_;
-  std::optional<store::Transaction> tx_;
-  // Facts of the open unit not yet written. A batch is merged into the store's key and person
-  // order in one sorted pass, so larger batches write faster; the cap bounds the memory
-  // (about 330 bytes a fact).
+  // Facts of the open unit not yet handed to the writer. A batch is merged into the store's key
+  // and person order in one sorted pass, so larger batches write faster; the cap bounds the
+  // memory (about 330 bytes a fact; one batch gathers while one is written).
   std::size_t batch_facts_ = Ingestor::kDefaultBatchFacts;
   std::vector<store::FactRow> pending_;
   std::vector<store::QuarantineRow> pending_quarantine_;
-  // The batch on the writer thread. Declared after tx_: joined before tx_ rolls back.
-  std::future<core::Result<BatchOutcome>> in_flight_;
+  std::unordered_set<std::string> begun_keys_;  // units begun by this sink
+  // The writer's: the open unit's transaction and what it wrote.
+  std::optional<store::Transaction> tx_;
+  struct Written {
+    store::UpsertCounts facts;
+    std::int64_t quarantined = 0;
+  } written_;
+  double writer_cpu_seconds_ = 0;
+  // Shared by both threads, under mutex_.
+  std::mutex mutex_;
+  std::condition_variable wake_;  // the writer has work or must stop
+  std::condition_variable idle_;  // the writer finished a task or stopped
+  std::deque<Task> queue_;
+  int batches_ = 0;  // batches queued or being written
+  bool busy_ = false;
+  bool stop_ = false;
+  bool stopped_ = false;
+  bool failed_ = false;
   std::int64_t unit_records_ = 0;
-  Error error_;
-  std::vector<std::string> incomplete_;
+  Error error_;                           // under mutex_
+  std::vector<std::string> incomplete_;  // the writer's until finish()
+  // Last: started once everything above exists, joined before any of it goes.
+  std::thread writer_;
 };
 
 }  // namespace

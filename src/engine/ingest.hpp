@@ -35,6 +35,7 @@ struct SourceReport {
   std::int64_t quarantined = 0;
   std::int64_t people_created = 0;
   std::int64_t unmapped_items = 0;  // records whose item no track uses (stored, not evaluated)
+  double writer_cpu_seconds = 0;    // CPU time of the thread that wrote to the store
 };
 
 struct IngestReport {
@@ -67,9 +68,10 @@ class Ingestor {
   core::Result<std::int64_t> loadRoster(const std::vector<RosterEntry>& roster);
 
   // Fetches each source in turn. A failing source is reported and does not stop the others.
-  // Each unit is one store transaction. Its facts reach the store in batches of up to
-  // `batch_facts`, written by a second thread while the source reads on (the store is still
-  // used by one thread at a time). Memory: about two batches of facts.
+  // Each unit is one store transaction. A second thread owns the store while a source is
+  // fetched: it writes the unit's facts in batches of up to `batch_facts` and commits the unit
+  // while the source reads on, into the next batch and the next unit (the store is still used
+  // by one thread at a time). Memory: about two batches of facts.
   core::Result<IngestReport> run(std::vector<SourceHandle>& sources);
 
   static constexpr std::size_t kDefaultBatchFacts = 262'144;

@@ -74,3 +74,34 @@ TEST_CASE("overrides tie a source's user to a person before the keys", "[unit][c
   CHECK(c.outcome == Resolution::Outcome::Matched);
   CHECK(c.person_id == 1);
 }
+
+TEST_CASE("the identity index finds each of many people and keeps shared values apart",
+          "[unit][core][identity]") {
+  IdentityResolver r({IdentityKey::EmployeeId, IdentityKey::Email}, {});
+  constexpr int kPeople = 5000;  // enough to grow the index several times
+  for (int i = 1; i <= kPeople; ++i)
+    r.add({i, "E" + std::to_string(i), "p" + std::to_string(i) + "@example.org"});
+  r.add({kPeople + 1, "", "p7@example.org"});  // shares an email with person 7
+  r.add({kPeople + 2, "E9", ""});              // shares an employee id with person 9
+  r.add({kPeople + 3, "X1", ""});
+  r.add({kPeople + 3, "X1", ""});  // the same person added twice: still one person
+  CHECK(r.size() == kPeople + 4);
+  int matched = 0;
+  for (int i = 1; i <= kPeople; ++i) {
+    if (i == 7 || i == 9) continue;
+    const auto by_id = r.resolve("lms", {"E" + std::to_string(i), "", ""});
+    const auto by_email = r.resolve("lms", {"", "P" + std::to_string(i) + "@Example.org", ""});
+    if (by_id.outcome == Resolution::Outcome::Matched && by_id.person_id == i &&
+        by_email.outcome == Resolution::Outcome::Matched && by_email.person_id == i)
+      ++matched;
+  }
+  CHECK(matched == kPeople - 2);
+  CHECK(r.resolve("lms", {"", "p7@example.org", ""}).outcome == Resolution::Outcome::Ambiguous);
+  CHECK(r.resolve("lms", {"E9", "", ""}).outcome == Resolution::Outcome::Ambiguous);
+  const auto twice = r.resolve("lms", {"X1", "", ""});
+  CHECK(twice.outcome == Resolution::Outcome::Matched);
+  CHECK(twice.person_id == kPeople + 3);
+  CHECK(r.resolve("lms", {"E" + std::to_string(kPeople + 1), "", ""}).outcome ==
+        Resolution::Outcome::Unmatched);
+  CHECK(r.resolve("lms", {"", "p0@example.org", ""}).outcome == Resolution::Outcome::Unmatched);
+}

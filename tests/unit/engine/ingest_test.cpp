@@ -468,3 +468,48 @@ TEST_CASE("a crash in the middle of a unit leaves nothing of that unit", "[unit]
   CHECK(*f.store->countFacts() == 41);
   CHECK(*f.store->unitProcessed(*source_id, "sha256:crash"));
 }
+
+TEST_CASE("a unit delivered twice in one fetch is written once and skipped the second time",
+          "[unit][engine]") {
+  // The writer may still be committing the first delivery when the source asks about the second.
+  Fixture f;
+  f.batch = 1;
+  FakeSource src("lms");
+  src.units.push_back(unit("sha256:1", {rec("a", "E1", "", "course-1", day(1)),
+                                        rec("b", "E2", "", "quiz-9", day(2), 90, 100)}));
+  src.units.push_back(unit("sha256:2", {rec("c", "E1", "", "quiz-9", day(3), 85, 100)}));
+  src.units.push_back(src.units[0]);
+  const auto r = f.ingest(src);
+  CHECK(r.sources[0].units_seen == 3);
+  CHECK(r.sources[0].units_skipped == 1);
+  CHECK(r.sources[0].inserted == 3);
+  CHECK(r.sources[0].updated == 0);
+  CHECK(r.sources[0].unchanged == 0);
+  CHECK(r.sources[0].complete);
+  CHECK(*f.store->countFacts() == 3);
+}
+
+TEST_CASE("a store error stops the run: units before it stay, nothing after it is written",
+          "[unit][engine]") {
+  Fixture f;
+  FakeSource src("lms");
+  auto bad = rec("b2", "E2", "", "course-1", day(2));
+  bad.lms_pass = 7;  // the store refuses the batch that holds it
+  src.units.push_back(unit("sha256:1", {rec("a", "E1", "", "course-1", day(1))}));
+  src.units.push_back(unit("sha256:2", {rec("b1", "E2", "", "course-1", day(2)), bad}));
+  src.units.push_back(unit("sha256:3", {rec("c", "E3", "", "course-1", day(3))}));
+  engine::Ingestor ingestor(*f.store, f.settings, f.clock);
+  ingestor.setBatchFacts(1);
+  std::vector<engine::SourceHandle> handles;
+  handles.push_back({&f.source_settings, std::unique_ptr<ports::LmsSource>(&src)});
+  auto report = ingestor.run(handles);
+  handles[0].source.release();  // the test owns the source
+  REQUIRE_FALSE(report.ok());
+  CHECK_THAT(report.error().message, Catch::Contains("lms_pass"));
+  CHECK(*f.store->countFacts() == 1);
+  auto source_id = f.store->ensureSource("lms", "fake");
+  REQUIRE(source_id.ok());
+  CHECK(*f.store->unitProcessed(*source_id, "sha256:1"));
+  CHECK_FALSE(*f.store->unitProcessed(*source_id, "sha256:2"));
+  CHECK_FALSE(*f.store->unitProcessed(*source_id, "sha256:3"));
+}
