@@ -112,13 +112,23 @@ constexpr const char kProbeFactKey[] =
     "SELECT fact_id FROM fact_keys WHERE source_id = ?1 AND ext_key = ?2";
 constexpr const char kFactState[] =
     "SELECT external_id, ifnull(person_id, 0), at FROM facts WHERE id = ?1";
-constexpr const char kInsertFact[] =
-    "INSERT INTO facts (source_id, external_id, ext_key, person_id, item, lms_item, kind, status,"
-    "                   lms_pass, attempt, score, max_score, at, lms_expiry, location,"
-    "                   first_seen, last_seen)"
-    " VALUES (?1, ?2, ?16, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)";
-constexpr const char kInsertFactKey[] =
-    "INSERT INTO fact_keys (source_id, ext_key, fact_id) VALUES (?1, ?2, ?3)";
+// New rows and their fact_keys / fact_order entries go in multi-row INSERTs of kRowsPerInsert
+// rows (one statement step per 64 rows instead of one per row), built by valuesSql below.
+// New facts get explicit ids: max(id) + 1 onwards, the ids INTEGER PRIMARY KEY would assign.
+constexpr const char kMaxFactId[] = "SELECT ifnull(max(id), 0) FROM facts";
+// Per row: ?1 id, ?2 source_id, ?3 external_id, ?4 ext_key, ?5 person_id, ?6 item, ?7 lms_item,
+// ?8 kind, ?9 status, ?10 lms_pass, ?11 attempt, ?12 score, ?13 max_score, ?14 at,
+// ?15 lms_expiry, ?16 location, ?17 now (first_seen and last_seen); the next row from ?18.
+constexpr const char kInsertFactHead[] =
+    "INSERT INTO facts (id, source_id, external_id, ext_key, person_id, item, lms_item, kind,"
+    "                   status, lms_pass, attempt, score, max_score, at, lms_expiry, location,"
+    "                   first_seen, last_seen) VALUES ";
+constexpr int kInsertFactWidth = 17;
+constexpr const char kInsertFactKeyHead[] =
+    "INSERT INTO fact_keys (source_id, ext_key, fact_id) VALUES ";
+constexpr const char kInsertFactOrderHead[] =
+    "INSERT INTO fact_order (person_id, at, fact_id) VALUES ";
+constexpr std::size_t kRowsPerInsert = 64;
 constexpr const char kInsertFactOrder[] =
     "INSERT INTO fact_order (person_id, at, fact_id) VALUES (?1, ?2, ?3)";
 constexpr const char kDeleteFactOrder[] =
@@ -581,8 +591,8 @@ struct Store::Cache {
 
   Cache(sqlite3* db, const std::string* path) : db_(db), path_(path) {}
 
-  // The statement for `sql`, prepared once and kept; `sql` must be one of the constants above
-  // (the cache is keyed by its address). A statement already in use (a store call from inside a
+  // The statement for `sql`, prepared once and kept; `sql` must be one of the constants above or
+  // other text that lives as long as the process (the cache is keyed by its address). A statement already in use (a store call from inside a
   // forEachFact callback) is prepared afresh for this use only.
   Result<Stmt> stmt(const char* sql, std::string_view op) {
     auto [it, added] = entries_.try_emplace(sql);
@@ -1198,7 +1208,7 @@ Error factKeyCollision(const std::string& path, const std::string& external_id) 
                            "was not stored");
 }
 
-// Binds a fact in the parameter layout of kInsertFact and kUpdateFact (?1..?16).
+// Binds a fact in the parameter layout of kUpdateFact (?1..?16).
 void bindFact(Stmt& stmt, const FactRow& fact, std::int64_t key, Instant now) {
   stmt.bindInt(1, fact.source_id);
   stmt.bindText(2, fact.external_id);
@@ -1216,6 +1226,71 @@ void bindFact(Stmt& stmt, const FactRow& fact, std::int64_t key, Instant now) {
   stmt.bindText(14, fact.location);
   stmt.bindInstant(15, now);
   stmt.bindInt(16, key);
+}
+
+// "<head> (?1, ?2, ...), (?n+1, ...)..." for `rows` rows; `row` lists one row's parameters (1 to
+// width, a number may repeat), the next row's are `width` higher.
+std::string valuesSql(const char* head, std::initializer_list<int> row, int width, std::size_t rows) {
+  std::string sql = head;
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    bool first = true;
+    for (int p : row) {
+      if (!first) sql += ", ";
+      first = false;
+      sql += '?';
+      sql += std::to_string(static_cast<std::size_t>(p) + r * static_cast<std::size_t>(width));
+    }
+    sql += ')';
+  }
+  return sql;
+}
+
+// A multi-row INSERT of kRowsPerInsert rows and its one-row form, built once per process (the
+// statement cache keys on the text's address).
+struct RowInsert {
+  std::string many;
+  std::string one;
+  int width;
+};
+RowInsert makeRowInsert(const char* head, std::initializer_list<int> row, int width) {
+  return {valuesSql(head, row, width, kRowsPerInsert), valuesSql(head, row, width, 1), width};
+}
+const RowInsert& factInsert() {
+  static const RowInsert insert =
+      makeRowInsert(kInsertFactHead, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 17},
+                    kInsertFactWidth);
+  return insert;
+}
+const RowInsert& factKeyInsert() {
+  static const RowInsert insert = makeRowInsert(kInsertFactKeyHead, {1, 2, 3}, 3);
+  return insert;
+}
+const RowInsert& factOrderInsert() {
+  static const RowInsert insert = makeRowInsert(kInsertFactOrderHead, {1, 2, 3}, 3);
+  return insert;
+}
+
+// Binds a new fact at parameters base+1..base+17 of factInsert().
+void bindNewFact(Stmt& stmt, int base, std::int64_t id, const FactRow& fact, std::int64_t key,
+                 Instant now) {
+  stmt.bindInt(base + 1, id);
+  stmt.bindInt(base + 2, fact.source_id);
+  stmt.bindText(base + 3, fact.external_id);
+  stmt.bindInt(base + 4, key);
+  stmt.bindId(base + 5, fact.person_id);
+  stmt.bindText(base + 6, fact.item);
+  stmt.bindText(base + 7, fact.lms_item);
+  stmt.bindLiteral(base + 8, kindText(fact.kind));
+  stmt.bindLiteral(base + 9, statusText(fact.status));
+  stmt.bindInt(base + 10, fact.lms_pass);
+  stmt.bindInt(base + 11, fact.attempt);
+  stmt.bindDouble(base + 12, fact.score);
+  stmt.bindDouble(base + 13, fact.max_score);
+  stmt.bindInstant(base + 14, fact.at);
+  stmt.bindInstant(base + 15, fact.lms_expiry);
+  stmt.bindText(base + 16, fact.location);
+  stmt.bindInstant(base + 17, now);
 }
 
 }  // namespace
@@ -1346,31 +1421,70 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
   // New rows, appended in arrival order: the ids one-by-one upserts would have given them.
   std::sort(fresh.begin(), fresh.end(),
             [&](std::uint32_t a, std::uint32_t b) { return runs[a].first < runs[b].first; });
+  // Inserts `count` rows: kRowsPerInsert at a time, the rest one by one. bind(stmt, base, i)
+  // binds row i at parameters base+1 onwards.
+  auto insertRows = [&](const RowInsert& insert, std::size_t count, std::string_view op,
+                        auto&& bind) -> Status {
+    std::size_t i = 0;
+    if (count >= kRowsPerInsert) {
+      auto many = cache_->stmt(insert.many.c_str(), op);
+      if (!many) return many.error();
+      for (; i + kRowsPerInsert <= count; i += kRowsPerInsert) {
+        for (std::size_t r = 0; r < kRowsPerInsert; ++r)
+          bind(*many, static_cast<int>(r) * insert.width, i + r);
+        if (auto ran = many->run(); !ran) return ran.error();
+        many->reset();
+      }
+    }
+    if (i == count) return {};
+    auto one = cache_->stmt(insert.one.c_str(), op);
+    if (!one) return one.error();
+    for (; i < count; ++i) {
+      bind(*one, 0, i);
+      if (auto ran = one->run(); !ran) return ran.error();
+      one->reset();
+    }
+    return {};
+  };
   if (!fresh.empty()) {
-    auto insert = cache_->stmt(kInsertFact, "upsertFacts: insert");
-    if (!insert) return insert.error();
+    std::int64_t next_id = 0;
+    {
+      auto max_id = cache_->stmt(kMaxFactId, "upsertFacts: next fact id");
+      if (!max_id) return max_id.error();
+      auto last = scalar(*max_id);
+      if (!last) return last.error();
+      next_id = *last + 1;
+    }
     for (std::uint32_t r : fresh) {
       Run& run = runs[r];
       const FactRow& fact = facts[run.first];
-      bindFact(*insert, fact, run.key, now);
-      if (auto ran = insert->run(); !ran) return ran.error();
-      insert->reset();
-      run.fact_id = sqlite3_last_insert_rowid(db_);
+      run.fact_id = next_id++;
       run.person_id = fact.person_id;
       run.at = detail::toUnix(fact.at);
-      ++counts.inserted;
     }
+    if (auto st = insertRows(factInsert(), fresh.size(), "upsertFacts: insert",
+                             [&](Stmt& stmt, int base, std::size_t i) {
+                               const Run& run = runs[fresh[i]];
+                               bindNewFact(stmt, base, run.fact_id, facts[run.first], run.key, now);
+                             });
+        !st)
+      return st.error();
+    counts.inserted += static_cast<std::int64_t>(fresh.size());
     // Their keys, in key order (runs are in key order).
-    auto key = cache_->stmt(kInsertFactKey, "upsertFacts: insert keys");
-    if (!key) return key.error();
-    for (const Run& run : runs) {
-      if (run.exists) continue;
-      key->bindInt(1, run.source_id);
-      key->bindInt(2, run.key);
-      key->bindInt(3, run.fact_id);
-      if (auto ran = key->run(); !ran) return ran.error();
-      key->reset();
-    }
+    std::vector<std::uint32_t> fresh_by_key;
+    fresh_by_key.reserve(fresh.size());
+    for (std::uint32_t r = 0; r < runs.size(); ++r)
+      if (!runs[r].exists) fresh_by_key.push_back(r);
+    if (auto st = insertRows(factKeyInsert(), fresh_by_key.size(), "upsertFacts: insert keys",
+                             [&](Stmt& stmt, int base, std::size_t i) {
+                               const Run& run = runs[fresh_by_key[i]];
+                               stmt.bindInt(base + 1, run.source_id);
+                               stmt.bindInt(base + 2, run.key);
+                               stmt.bindInt(base + 3, run.fact_id);
+                             });
+        !st)
+      return st.error();
+    fresh_by_key = {};
     // Their place in person order, in that order.
     struct Placed {
       std::int64_t person_id, at, fact_id;
@@ -1387,15 +1501,14 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
     fresh.clear();
     fresh.shrink_to_fit();
     std::sort(placed.begin(), placed.end());
-    auto order = cache_->stmt(kInsertFactOrder, "upsertFacts: insert person order");
-    if (!order) return order.error();
-    for (const Placed& p : placed) {
-      order->bindInt(1, p.person_id);
-      order->bindInt(2, p.at);
-      order->bindInt(3, p.fact_id);
-      if (auto ran = order->run(); !ran) return ran.error();
-      order->reset();
-    }
+    if (auto st = insertRows(factOrderInsert(), placed.size(), "upsertFacts: insert person order",
+                             [&](Stmt& stmt, int base, std::size_t i) {
+                               stmt.bindInt(base + 1, placed[i].person_id);
+                               stmt.bindInt(base + 2, placed[i].at);
+                               stmt.bindInt(base + 3, placed[i].fact_id);
+                             });
+        !st)
+      return st.error();
   }
 
   // The rest: facts whose key was stored, and repeats of a key within the batch, in row order

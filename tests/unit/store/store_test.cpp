@@ -196,6 +196,27 @@ TEST_CASE("forEachFact streams every fact ordered by person then time", "[unit][
   CHECK(unresolved.find("TEMP B-TREE") == std::string::npos);
 }
 
+// Upserts `delivery` into `one` a fact at a time and into `batch` as one batch in a
+// transaction; checks that both report the same outcomes and returns the batch's.
+UpsertCounts upsertBoth(Store& one, Store& batch, const std::vector<FactRow>& delivery,
+                        core::Instant now) {
+  UpsertCounts expected;
+  for (const auto& f : delivery) {
+    switch (valueOf(one.upsertFact(f, now))) {
+      case UpsertOutcome::Inserted: ++expected.inserted; break;
+      case UpsertOutcome::Updated: ++expected.updated; break;
+      case UpsertOutcome::Unchanged: ++expected.unchanged; break;
+    }
+  }
+  auto tx = valueOf(batch.begin());
+  const auto got = valueOf(batch.upsertFacts(delivery, now));
+  requireOk(tx.commit());
+  CHECK(got.inserted == expected.inserted);
+  CHECK(got.updated == expected.updated);
+  CHECK(got.unchanged == expected.unchanged);
+  return got;
+}
+
 // Every row of the fact tables, in a fixed order, as text (to compare two stores).
 std::string factTables(const std::string& path) {
   RawDb raw(path);
@@ -253,23 +274,8 @@ TEST_CASE("A batch upsert stores the same rows, ids and outcomes as one upsert p
   deliveries[2][0].location = "other.csv:9";
 
   std::int64_t step = 0;
-  for (const auto& delivery : deliveries) {
-    const auto now = kNow + core::Seconds{60 * ++step};
-    UpsertCounts expected;
-    for (const auto& f : delivery) {
-      switch (valueOf(one.store->upsertFact(f, now))) {
-        case UpsertOutcome::Inserted: ++expected.inserted; break;
-        case UpsertOutcome::Updated: ++expected.updated; break;
-        case UpsertOutcome::Unchanged: ++expected.unchanged; break;
-      }
-    }
-    auto tx = valueOf(batch.store->begin());
-    const auto got = valueOf(batch.store->upsertFacts(delivery, now));
-    requireOk(tx.commit());
-    CHECK(got.inserted == expected.inserted);
-    CHECK(got.updated == expected.updated);
-    CHECK(got.unchanged == expected.unchanged);
-  }
+  for (const auto& delivery : deliveries)
+    upsertBoth(*one.store, *batch.store, delivery, kNow + core::Seconds{60 * ++step});
   const std::string rows = factTables(one.path);
   INFO(rows);
   CHECK(rows == factTables(batch.path));
@@ -284,6 +290,55 @@ TEST_CASE("A batch upsert stores the same rows, ids and outcomes as one upsert p
   }));
   CHECK(scan_one == scan_batch);
   CHECK(scan_batch.front() == "i@0");  // the one fact of no known person comes first
+}
+
+TEST_CASE("Batches larger than one multi-row insert match one upsert per fact", "[unit][store]") {
+  // New facts go in INSERTs of 64 rows and single rows for the rest: 200 new facts take both.
+  Fixture one;
+  Fixture batch;
+  std::vector<std::int64_t> persons;
+  for (const char* key : {"e1", "e2", "e3", "e4", "e5"}) {
+    const auto a = valueOf(one.store->upsertPerson(makePerson(key, key, "")));
+    REQUIRE(a == valueOf(batch.store->upsertPerson(makePerson(key, key, ""))));
+    persons.push_back(a);
+  }
+  auto fact = [&](int n, std::int64_t when, double score = 80) {
+    // Every 17th fact belongs to no known person.
+    const std::int64_t person = n % 17 == 0 ? 0 : persons[static_cast<std::size_t>(n) % persons.size()];
+    return makeFact(one.source, "n" + std::to_string(n), person, when, score);
+  };
+  std::vector<std::vector<FactRow>> deliveries(3);
+  for (int n = 0; n < 200; ++n) deliveries[0].push_back(fact(n, 1000 - n));
+  deliveries[0].push_back(fact(10, 5000, 99));  // a repeat in the same batch: the last one counts
+  deliveries[0].push_back(fact(150, 1000 - 150));
+  for (int n = 0; n < 270; ++n) deliveries[1].push_back(fact(n, n < 200 ? 1000 - n : 3000 + n));
+  deliveries[1][10] = fact(10, 5000, 99);
+  deliveries[2] = deliveries[1];  // delivered again: nothing changes
+
+  std::int64_t step = 0;
+  std::vector<UpsertCounts> got;
+  for (const auto& delivery : deliveries)
+    got.push_back(upsertBoth(*one.store, *batch.store, delivery, kNow + core::Seconds{60 * ++step}));
+  CHECK(got[0].inserted == 200);
+  CHECK(got[0].updated == 1);  // n10 re-dated and re-scored by its repeat
+  CHECK(got[0].unchanged == 1);
+  CHECK(got[1].inserted == 70);
+  CHECK(got[1].unchanged == 200);
+  CHECK(got[2].inserted == 0);
+  CHECK(got[2].updated == 0);
+  CHECK(got[2].unchanged == 270);
+  const std::string rows = factTables(one.path);
+  INFO(rows);
+  CHECK(rows == factTables(batch.path));
+  CHECK(valueOf(batch.store->countFacts()) == 270);
+  RawDb raw(batch.path);
+  CHECK(raw.integer("SELECT count(*) FROM fact_keys") == 270);
+  CHECK(raw.integer("SELECT min(id) FROM facts") == 1);
+  CHECK(raw.integer("SELECT max(id) FROM facts") == 270);
+  CHECK(raw.integer("SELECT count(*) FROM fact_order") == 270 - 16);  // 16 of no known person
+  CHECK(raw.integer("SELECT score FROM facts WHERE external_id = 'n10'") == 99);
+  CHECK(raw.integer("SELECT o.at FROM fact_order o JOIN facts f ON f.id = o.fact_id"
+                    " WHERE f.external_id = 'n10'") == 5000);
 }
 
 TEST_CASE("A fact repeated in one batch is inserted once and then updated or left unchanged",
