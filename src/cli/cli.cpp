@@ -20,6 +20,7 @@
 #include "cli/render.hpp"
 #include "cli/roster_file.hpp"
 #include "cli/serve_command.hpp"
+#include "cli/store_commands.hpp"
 #include "cli/sync_commands.hpp"
 #include "cli/token_commands.hpp"
 #include "connectors/registry.hpp"
@@ -921,6 +922,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
   describe_cmd->add_option("kind", describe_kind, "connector kind, e.g. csv")->required();
 
   AuditCommands audit_commands(app);
+  StoreCommands store_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -990,6 +992,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
     if (al_test->parsed()) return cmdAlertsTest(io, config, al_sink);
     if (conns->parsed()) return cmdConnectors(io, describe_cmd->parsed() ? describe_kind : "");
     if (auto rc = audit_commands.run(io, config)) return *rc;
+    if (auto rc = store_commands.run(io, config)) return *rc;
   } catch (const std::exception& e) {
     // A defect, not an expected failure: say so plainly rather than abort.
     err << "internal error: " << e.what() << '\n';

@@ -16,7 +16,7 @@ core::Error corruptError(const std::string& path, std::string_view detail) {
   return core::makeError(
       ErrorKind::Corrupt, std::move(message), path,
       "certgate will not run on a damaged store; stop certgate, then restore the file from a "
-      "backup (a copy made with `VACUUM INTO`), or move the file aside so "
+      "backup (`certgate restore --from FILE`), or move the file aside so "
       "certgate starts with an empty store and re-ingests its sources");
 }
 

@@ -1,11 +1,17 @@
 #include "store/store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <span>
@@ -892,35 +898,136 @@ Result<StoreSettings> Store::settings() {
   return out;
 }
 
-Status Store::backupTo(const std::string& dest_path) {
+Result<BackupInfo> Store::inspectCopy(const std::string& path) {
   namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    return makeError(ErrorKind::NotFound, "no such file: " + path, path,
+                     "give the path of a backup made by `certgate backup`");
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  detail::DbHandle db(raw);
+  if (rc != SQLITE_OK) return detail::sqlError(db.get(), rc, "open copy", path);
+  if (auto checked = checkIntegrity(db.get(), path, kIntegrityCheck); !checked)
+    return checked.error();
+  auto version = detail::readSchemaVersion(db.get(), path);
+  if (!version) return version.error();
+  if (*version == 0)
+    return makeError(ErrorKind::Invalid, "not a certgate store (no schema version)", path,
+                     "give the path of a backup made by `certgate backup`");
+  BackupInfo info;
+  info.path = path;
+  info.schema_version = *version;
+  info.bytes = static_cast<std::int64_t>(fs::file_size(path, ec));
+  info.audit_head = AuditHead{0, kAuditGenesis};
+  auto prepared = detail::prepare(db.get(), kAuditLast, false, "audit head of copy", path);
+  if (!prepared) return prepared.error();
+  Stmt last(std::move(*prepared), "audit head of copy", &path);
+  auto found = last.stepRow();
+  if (!found) return found.error();
+  if (*found) info.audit_head = AuditHead{last.colInt(0), last.colText(1)};
+  return info;
+}
+
+namespace {
+
+// The copy, its check and its durable naming; `vacuum_into` runs VACUUM INTO the given file.
+Result<BackupInfo> backupWith(const std::string& src_path, const std::string& dest_path,
+                              const std::function<Status(const std::string&)>& vacuum_into) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (dest_path.empty()) return invalid(src_path, "backup: no destination path given");
+  if (fs::exists(dest_path, ec)) {
+    return makeError(ErrorKind::Conflict, "backup: '" + dest_path + "' already exists", src_path,
+                     "choose a new file name; a backup never overwrites a file");
+  }
+  const std::string part = dest_path + ".part";
+  // An empty file made 0600 first: VACUUM INTO fills an empty file and keeps its mode, so the
+  // copy is never readable by others, not even for a moment.
+  fs::remove(part, ec);
+  const int fd = ::open(part.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return makeError(ErrorKind::Permanent,
+                     "backup: cannot create '" + part + "': " + std::strerror(errno), src_path,
+                     "check that the directory exists and is writable by certgate");
+  ::close(fd);
+  auto cleanup = [&] { fs::remove(part, ec); };
+  if (auto copied = vacuum_into(part); !copied) {
+    cleanup();
+    return copied.error();
+  }
+  auto info = Store::inspectCopy(part);
+  if (!info) {
+    cleanup();
+    return info.error();
+  }
+  // Durable before it gets its name: fsync the copy, link it (fails if the name was taken in
+  // the meantime: never overwrite), drop the .part name and fsync the directory.
+  const int cfd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool synced = cfd >= 0 && ::fsync(cfd) == 0;
+  if (cfd >= 0) ::close(cfd);
+  if (!synced) {
+    cleanup();
+    return makeError(ErrorKind::Permanent, "backup: fsync of the copy failed", dest_path);
+  }
+  if (::link(part.c_str(), dest_path.c_str()) != 0) {
+    const int err = errno;
+    cleanup();
+    if (err == EEXIST)
+      return makeError(ErrorKind::Conflict, "backup: '" + dest_path + "' already exists", src_path,
+                       "choose a new file name; a backup never overwrites a file");
+    return makeError(ErrorKind::Permanent,
+                     "backup: cannot name the copy '" + dest_path + "': " + std::strerror(err),
+                     src_path);
+  }
+  cleanup();
+  const std::string dir = fs::path(dest_path).parent_path().empty()
+                              ? std::string(".")
+                              : fs::path(dest_path).parent_path().string();
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  info->path = dest_path;
+  return info;
+}
+
+}  // namespace
+
+Result<BackupInfo> Store::backupTo(const std::string& dest_path) {
   if (cache_->tx_open || sqlite3_get_autocommit(db_) == 0) {
     return makeError(ErrorKind::Internal, "backup: cannot run inside a transaction", path_);
   }
+  auto stmt = cache_->stmt(kVacuumInto, "backup (VACUUM INTO)");
+  if (!stmt) return stmt.error();
+  return backupWith(path_, dest_path, [&](const std::string& part) -> Status {
+    stmt->bindText(1, part);
+    return stmt->run();
+  });
+}
+
+Result<BackupInfo> Store::backupFile(const std::string& store_path, const std::string& dest_path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (dest_path.empty()) return invalid(path_, "backup: no destination path given");
-  if (fs::exists(dest_path, ec)) {
-    return makeError(ErrorKind::Conflict, "backup: '" + dest_path + "' already exists", path_,
-                     "choose a new file name; a backup never overwrites a file");
-  }
-  {
-    auto stmt = cache_->stmt(kVacuumInto, "backup (VACUUM INTO)");
-    if (!stmt) return stmt.error();
-    stmt->bindText(1, dest_path);
-    if (auto copied = stmt->run(); !copied) return copied;
-  }
+  if (!fs::is_regular_file(store_path, ec))
+    return makeError(ErrorKind::NotFound, "no store at " + store_path, store_path,
+                     "check store.path; run `certgate ingest` to create the store");
+  // Its own connection, without migrations: a backup taken before an upgrade is of the old
+  // schema, exactly as it was.
   sqlite3* raw = nullptr;
-  const int rc =
-      sqlite3_open_v2(dest_path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  detail::DbHandle copy(raw);
-  if (rc != SQLITE_OK) return detail::sqlError(copy.get(), rc, "backup: open copy", dest_path);
-  auto checked = checkIntegrity(copy.get(), dest_path, kIntegrityCheck);
-  if (!checked) {
-    copy.reset();
-    fs::remove(dest_path, ec);
-    return checked;
-  }
-  return {};
+  const int rc = sqlite3_open_v2(store_path.c_str(), &raw,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  detail::DbHandle db(raw);
+  if (rc != SQLITE_OK) return detail::sqlError(db.get(), rc, "open for backup", store_path);
+  sqlite3_busy_timeout(db.get(), 5000);
+  auto prepared = detail::prepare(db.get(), kVacuumInto, false, "backup (VACUUM INTO)", store_path);
+  if (!prepared) return prepared.error();
+  Stmt stmt(std::move(*prepared), "backup (VACUUM INTO)", &store_path);
+  return backupWith(store_path, dest_path, [&](const std::string& part) -> Status {
+    stmt.bindText(1, part);
+    return stmt.run();
+  });
 }
 
 // =============================================================================================

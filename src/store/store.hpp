@@ -379,6 +379,14 @@ struct AlertCounts {
   std::int64_t dead = 0;
 };
 
+// What a backup holds (Store::backupTo, Store::inspectCopy).
+struct BackupInfo {
+  std::string path;
+  std::int64_t bytes = 0;
+  int schema_version = 0;
+  AuditHead audit_head;
+};
+
 class Store;
 
 // RAII write transaction (BEGIN IMMEDIATE); rolls back unless commit() succeeded.
@@ -455,9 +463,19 @@ class Store {
   // The connection's journal_mode, synchronous, foreign_keys and busy_timeout.
   Result<StoreSettings> settings();
   // Writes a consistent, compacted copy to `dest_path` (VACUUM INTO, safe while other
-  // connections write) and verifies it with PRAGMA integrity_check. Conflict if the file exists;
-  // Corrupt if the copy fails the check (the copy is then removed). Not inside a Transaction.
-  Status backupTo(const std::string& dest_path);
+  // connections write: it reads one snapshot) and verifies it with PRAGMA integrity_check.
+  // The copy is made as "<dest>.part" with mode 0600, fsync'd and only then linked to
+  // `dest_path`, so `dest_path` never holds half a copy. Conflict if `dest_path` exists (a backup
+  // never overwrites a file); Corrupt if the copy fails the check (nothing is left behind).
+  // Not inside a Transaction.
+  Result<BackupInfo> backupTo(const std::string& dest_path);
+  // The same from the file at `store_path` over a connection of its own that applies no
+  // migrations (`certgate backup`: a backup before an upgrade keeps the old schema).
+  static Result<BackupInfo> backupFile(const std::string& store_path, const std::string& dest_path);
+  // Reads a copy without changing it: PRAGMA integrity_check, its schema version and audit head.
+  // NotFound when the file is missing; Corrupt when it fails the check; Invalid when it is not
+  // a certgate store.
+  static Result<BackupInfo> inspectCopy(const std::string& path);
 
   // --- sources, cursors, units, fetches
   // Returns the id of source `name`, creating it on first use. Idempotent. Conflict if the

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.hpp"
+#include "engine/run_lock.hpp"
 #include "fakes/smtp/smtp_fake.hpp"
 
 namespace fs = std::filesystem;
@@ -466,4 +467,159 @@ TEST_CASE("sync queues reminders and the digest and mails them through the SMTP 
   auto listed = runCertgate({"--config", s.config(), "alerts", "list", "--format", "json"});
   REQUIRE(listed.code == 0);
   CHECK_THAT(listed.out, Catch::Contains("reminder-E1002-AI_SAFETY_EMPLOYEE-"));
+}
+
+namespace {
+
+fs::perms groupOther(const fs::path& p) {
+  return fs::status(p).permissions() & (fs::perms::group_all | fs::perms::others_all);
+}
+
+std::string statusOf(const Scratch& s, const std::string& person) {
+  auto r = runCertgate({"status", "--config", s.config(), "--person", person, "--format", "json"});
+  REQUIRE(r.code == 0);
+  return nlohmann::json::parse(r.out)["rows"][0]["state"];
+}
+
+}  // namespace
+
+TEST_CASE("backup writes a verified 0600 copy online and restore puts it back, audited",
+          "[cli][backup]") {
+  Scratch s;
+  REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  const std::string before = statusOf(s, "E1005");
+  const auto backup = (s.dir / "backups/certgate-1.db").string();
+  fs::create_directories(s.dir / "backups");
+
+  auto b = runCertgate({"backup", "--config", s.config(), "--output", backup, "--format", "json"});
+  INFO(b.err);
+  REQUIRE(b.code == 0);
+  const auto info = nlohmann::json::parse(b.out);
+  CHECK(info["path"] == backup);
+  CHECK(info["bytes"].get<std::int64_t>() == static_cast<std::int64_t>(fs::file_size(backup)));
+  CHECK(groupOther(backup) == fs::perms::none);
+  const std::string head = info["audit_head"];
+
+  // A second backup to the same name is refused and leaves the first alone.
+  auto again = runCertgate({"backup", "--config", s.config(), "--output", backup});
+  CHECK(again.code == 2);
+  CHECK_THAT(again.err, Catch::Contains("already exists"));
+
+  // The store moves on after the backup: an attempt reset changes E1005.
+  REQUIRE(runCertgate({"attempts", "reset", "E1005", "AI_SAFETY_EMPLOYEE", "--config", s.config(),
+                       "--by", "lead@example.org", "--reason", "retake"}).code == 0);
+  auto moved = runCertgate({"audit", "list", "--config", s.config(), "--action", "attempts.reset",
+                            "--format", "json"});
+  REQUIRE(moved.code == 0);
+  REQUIRE(nlohmann::json::parse(moved.out).size() == 1);
+
+  auto r = runCertgate({"restore", "--config", s.config(), "--from", backup, "--format", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto restored = nlohmann::json::parse(r.out);
+  CHECK(restored["audit_chain_ok"] == true);
+  CHECK(restored["audit_head"] == head);
+  const std::string previous = restored["previous"];
+  CHECK(fs::exists(previous));
+  CHECK(groupOther(s.dir / "out/demo/certgate.db") == fs::perms::none);
+  CHECK_FALSE(fs::exists(s.dir / "out/demo/certgate.db.restoring"));
+
+  // The restored store is the backed-up one: no attempts.reset, the same state, and the
+  // backup's head is part of its chain, followed by the store.restore event.
+  auto list = runCertgate({"audit", "list", "--config", s.config(), "--format", "json"});
+  REQUIRE(list.code == 0);
+  const auto events = nlohmann::json::parse(list.out);
+  bool reset = false;
+  for (const auto& e : events) reset = reset || e["action"] == "attempts.reset";
+  CHECK_FALSE(reset);
+  CHECK(events.back()["action"] == "store.restore");
+  CHECK(statusOf(s, "E1005") == before);
+  auto verify = runCertgate({"audit", "verify", "--config", s.config(), "--expect-head", head});
+  INFO(verify.err);
+  CHECK(verify.code == 0);
+}
+
+TEST_CASE("restore refuses while certgate runs, and refuses a damaged or foreign file",
+          "[cli][backup]") {
+  Scratch s;
+  REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  const auto backup = (s.dir / "good.db").string();
+  REQUIRE(runCertgate({"backup", "--config", s.config(), "--output", backup}).code == 0);
+  const auto live = s.dir / "out/demo/certgate.db";
+  const auto live_size = fs::file_size(live);
+
+  SECTION("the daemon holds its lock") {
+    auto lock = certgate::engine::RunLock::acquire(
+        certgate::engine::daemonLockPath(live.string()), "certgate daemon (test)",
+        std::chrono::milliseconds{0});
+    REQUIRE(lock.ok());
+    auto r = runCertgate({"restore", "--config", s.config(), "--from", backup});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("the daemon is running on this store"));
+    CHECK_THAT(r.err, Catch::Contains("systemctl stop certgate.service"));
+  }
+  SECTION("a damaged backup") {
+    const auto damaged = (s.dir / "damaged.db").string();
+    fs::copy_file(backup, damaged);
+    {
+      std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(fs::file_size(damaged) / 2));
+      const std::string junk(4096, '\x5a');
+      f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    auto r = runCertgate({"restore", "--config", s.config(), "--from", damaged});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("damaged.db"));
+  }
+  SECTION("not a certgate store") {
+    const auto other = (s.dir / "notes.txt").string();
+    std::ofstream(other) << "not a database\n";
+    auto r = runCertgate({"restore", "--config", s.config(), "--from", other});
+    CHECK(r.code == 1);
+  }
+  SECTION("a file that does not exist") {
+    auto r = runCertgate({"restore", "--config", s.config(), "--from", (s.dir / "nope.db").string()});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("no such file"));
+  }
+  // Whatever was refused, the live store is untouched and nothing was staged.
+  CHECK(fs::file_size(live) == live_size);
+  CHECK_FALSE(fs::exists(live.string() + ".restoring"));
+  for (const auto& e : fs::directory_iterator(s.dir / "out/demo"))
+    CHECK(e.path().filename().string().find("before-restore") == std::string::npos);
+}
+
+TEST_CASE("restore refuses a backup whose audit chain was altered, unless forced",
+          "[cli][backup]") {
+  if (std::string(CERTGATE_SQLITE3).empty()) {
+    WARN("the sqlite3 shell is not installed (scripts/setup installs it): not tested");
+    return;
+  }
+  Scratch s;
+  REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  REQUIRE(runCertgate({"ingest", "--config", s.config()}).code == 0);
+  const auto backup = (s.dir / "b.db").string();
+  REQUIRE(runCertgate({"backup", "--config", s.config(), "--output", backup}).code == 0);
+  const fs::path script = s.dir / "tamper.sql";
+  std::ofstream(script) << kDropAuditTriggers << "UPDATE audit SET actor = 'mallory' WHERE id = 2;\n";
+  const std::string cmd = std::string(CERTGATE_SQLITE3) + " " + backup + " < " + script.string() +
+                          " > /dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+
+  auto r = runCertgate({"restore", "--config", s.config(), "--from", backup});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("audit chain in " + backup + " is broken at entry 2"));
+  CHECK_THAT(r.err, Catch::Contains("restore an older backup"));
+
+  auto forced = runCertgate({"restore", "--config", s.config(), "--from", backup, "--force"});
+  INFO(forced.err);
+  REQUIRE(forced.code == 0);
+  CHECK_THAT(forced.out, Catch::Contains("audit chain BROKEN: restored with --force"));
+  auto list = runCertgate({"audit", "list", "--config", s.config(), "--action", "store.restore",
+                           "--format", "json"});
+  REQUIRE(list.code == 0);
+  const auto events = nlohmann::json::parse(list.out);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0]["details"]["forced"] == true);
+  CHECK(events[0]["details"]["audit_chain_ok"] == false);
 }

@@ -330,7 +330,15 @@ TEST_CASE("A backup is a verified copy that opens with the same data", "[unit][s
   const auto source = valueOf(store->ensureSource("lms", "csv"));
   valueOf(store->upsertFact(makeFact(source, "e1", 0, 1000), kNow));
   const auto backup = dir.file("backup.db");
-  requireOk(store->backupTo(backup));
+  const auto info = valueOf(store->backupTo(backup));
+  CHECK(info.path == backup);
+  CHECK(info.schema_version == Store::latestSchemaVersion());
+  CHECK(info.bytes > 0);
+  // Never readable by others, and no .part file left behind.
+  CHECK((std::filesystem::status(backup).permissions() &
+         (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) ==
+        std::filesystem::perms::none);
+  CHECK_FALSE(std::filesystem::exists(backup + ".part"));
   auto copy = openOk(backup);
   CHECK(valueOf(copy->countFacts()) == 1);
 
