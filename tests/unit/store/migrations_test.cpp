@@ -49,7 +49,7 @@ void requireCorruptWithHelp(const std::string& path) {
   const std::string text = opened.error().describe();
   CHECK(text.find(path) != std::string::npos);
   CHECK(text.find("backup") != std::string::npos);
-  CHECK(text.find("VACUUM INTO") != std::string::npos);
+  CHECK(text.find("certgate restore --from FILE") != std::string::npos);
   CHECK(text.find("move the file aside") != std::string::npos);
 }
 
