@@ -351,6 +351,41 @@ core::Result<EvidenceExport> exportEvidence(store::Store& store,
   });
   if (!audited) return audited.error();
 
+  // Alerts about a person (the document's person key): one record per alert and sink, with its
+  // delivery state, so an auditor sees that security was told of each revocation.
+  auto outbox = store.alertOutbox("", -1);
+  if (!outbox) return outbox.error();
+  for (const auto& row : *outbox) {
+    if (row.created_at < options.since) continue;
+    const json d = json::parse(row.payload_json, nullptr, false);
+    if (!d.is_object() || !d.contains("person")) continue;
+    const json& who = d["person"];
+    std::string key;
+    if (who.is_string()) key = who.get<std::string>();
+    else if (who.is_object() && who.contains("key") && who["key"].is_string())
+      key = who["key"].get<std::string>();
+    auto it = by_key.find(key);
+    if (it == by_key.end()) continue;
+    Record r;
+    r.record_type = "alert";
+    r.at = row.created_at;
+    r.action = row.kind;
+    r.status = row.state;
+    r.source = row.sink;
+    r.external_id = row.dedup_id;
+    if (d.contains("rule") && d["rule"].is_object() && d["rule"].contains("track") &&
+        d["rule"]["track"].is_string())
+      r.track = d["rule"]["track"].get<std::string>();
+    else if (d.contains("track") && d["track"].is_string())
+      r.track = d["track"].get<std::string>();
+    json details{{"severity", row.severity}, {"title", d.value("title", "")},
+                 {"attempts", row.attempts}};
+    if (row.delivered_at) details["delivered_at"] = core::formatIso(*row.delivered_at);
+    if (d.contains("evidence")) details["evidence"] = d["evidence"];
+    r.details = details.dump();
+    people[it->second].records.push_back(std::move(r));
+  }
+
   EvidenceExport out;
   out.head = *head;
   out.persons = static_cast<std::int64_t>(people.size());

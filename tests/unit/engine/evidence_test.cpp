@@ -2,6 +2,7 @@
 // JSON, per person) and the KPI report with known certification and access times.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -301,6 +302,69 @@ TEST_CASE("The evidence export holds each person's facts, states, exceptions and
       CHECK(p["certifications"].size() == 1);
     }
   }
+}
+
+TEST_CASE("The evidence export joins each person's alerts with their delivery state",
+          "[unit][engine]") {
+  Fixture f;
+  f.population();
+  auto enqueue = [&](const std::string& sink, const std::string& id, const std::string& kind,
+                     const json& person, core::Instant at) {
+    store::AlertOutboxRow r;
+    r.sink = sink;
+    r.dedup_id = id;
+    r.kind = kind;
+    r.severity = "warning";
+    r.payload_json = json{{"id", id},
+                          {"kind", kind},
+                          {"title", "Access revoked"},
+                          {"person", person},
+                          {"rule", {{"track", "T"}}},
+                          {"evidence", {{"audit_id", 7}, {"run_id", 3}}}}
+                         .dump();
+    r.created_at = at;
+    r.next_attempt_at = at;
+    REQUIRE(f.store->enqueueAlert(r).ok());
+  };
+  const core::Instant at = kNow - core::days(2);
+  enqueue("soc", "audit-7", "revocation", json{{"key", "E2"}, {"email", "e2@example.com"}}, at);
+  enqueue("pager", "audit-7", "revocation", json{{"key", "E2"}}, at);
+  enqueue("mail", "reminder-E1-T-1-7d", "reminder", "E1", at);
+  enqueue("soc", "audit-8", "revocation", json{{"key", "NOBODY"}}, at);
+  enqueue("soc", "audit-1", "revocation", json{{"key", "E2"}}, kNow - core::days(60));  // too old
+  auto rows = f.store->alertOutbox("", -1);
+  REQUIRE(rows.ok());
+  for (const auto& r : *rows)
+    if (r.sink == "soc" && r.dedup_id == "audit-7")
+      REQUIRE(f.store->markAlertDelivered(r.id, at + core::Seconds{5}).ok());
+
+  engine::EvidenceOptions options;
+  options.since = kNow - core::days(30);
+  options.now = kNow;
+  auto exported = engine::exportEvidence(*f.store, *f.settings.policy, options);
+  REQUIRE(exported.ok());
+  const json doc = json::parse(exported->text);
+  std::map<std::string, json> by_key;
+  for (const auto& p : doc["persons"]) by_key[p["key"]] = p;
+  const json& e2 = by_key.at("E2")["alerts"];
+  REQUIRE(e2.size() == 2);
+  std::map<std::string, json> by_sink;
+  for (const auto& a : e2) by_sink[a["source"]] = a;
+  CHECK(by_sink.at("soc")["status"] == "delivered");
+  CHECK(by_sink.at("soc")["action"] == "revocation");
+  CHECK(by_sink.at("soc")["external_id"] == "audit-7");
+  CHECK(by_sink.at("soc")["track"] == "T");
+  CHECK(by_sink.at("soc")["details"]["delivered_at"] == core::formatIso(at + core::Seconds{5}));
+  CHECK(by_sink.at("soc")["details"]["evidence"]["audit_id"] == 7);
+  CHECK(by_sink.at("pager")["status"] == "pending");
+  REQUIRE(by_key.at("E1")["alerts"].size() == 1);
+  CHECK(by_key.at("E1")["alerts"][0]["action"] == "reminder");
+  CHECK(by_key.at("E3")["alerts"].empty());
+
+  options.format = engine::EvidenceFormat::Csv;
+  auto csv = engine::exportEvidence(*f.store, *f.settings.policy, options);
+  REQUIRE(csv.ok());
+  CHECK(csv->text.find("alert,E2,T,") != std::string::npos);
 }
 
 TEST_CASE("The evidence CSV has one documented row per record with a record_type", "[unit][engine]") {
