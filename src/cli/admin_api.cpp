@@ -241,6 +241,20 @@ http::Response runCommand(const Shared& sh, std::vector<std::string> args) {
   return r;
 }
 
+// After an exception changed (approved, revoked): a run of just that person now, so that access
+// follows within seconds rather than at the next scheduled run. Only on success; the answer is
+// passed on unchanged.
+http::Response reconcilePersonAfter(const Shared& sh, http::Response r, const std::string& why) {
+  if (r.status != 200) return r;
+  const auto j = json::parse(r.body, nullptr, false);
+  if (!j.is_object() || !j.contains("person") || !j["person"].is_string()) return r;
+  DaemonJob job;
+  job.person = j["person"].get<std::string>();
+  job.why = why + " #" + (j.contains("id") ? j["id"].dump() : std::string("?"));
+  sh.ctx->enqueue(std::move(job));
+  return r;
+}
+
 std::optional<json> jsonBody(const http::Request& req, http::Response& error) {
   auto body = json::parse(req.body().empty() ? std::string("{}") : req.body(), nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
@@ -735,7 +749,7 @@ void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> contex
                                field(*b, "approver"), "--role", field(*b, "role"),
                                "--format", "json"};
     if (!field(*b, "comment").empty()) a.insert(a.end(), {"--comment", field(*b, "comment")});
-    return runCommand(*sh, std::move(a));
+    return reconcilePersonAfter(*sh, runCommand(*sh, std::move(a)), "exception approved");
   });
   post("/v1/exceptions/reject", [sh](const http::Request& req) {
     http::Response error;
@@ -751,7 +765,7 @@ void mountAdminApi(http::Server& server, std::shared_ptr<AdminApiContext> contex
     std::vector<std::string> a{"exceptions", "revoke", field(*b, "id"), "--by", field(*b, "by"),
                                "--format", "json"};
     if (!field(*b, "reason").empty()) a.insert(a.end(), {"--reason", field(*b, "reason")});
-    return runCommand(*sh, std::move(a));
+    return reconcilePersonAfter(*sh, runCommand(*sh, std::move(a)), "exception revoked");
   });
   post("/v1/sync", [sh](const http::Request& req) {
     http::Response error;

@@ -134,7 +134,9 @@ struct Deployment {
     fs::create_directories(dir / "exports");
     write("tracks.yaml",
           "modules:\n  - id: M1\n"
-          "tracks:\n  - id: AI_BASICS\n    modules: [M1]\n    recertifyDays: 365\n");
+          "tracks:\n  - id: AI_BASICS\n    modules: [M1]\n    recertifyDays: 365\n"
+          "    exceptions:\n      allowed: true\n      maxDurationDays: 7\n"
+          "      requiredApprovers: [Security]\n      justificationFields: [changeTicket]\n");
     write("items.yaml",
           "items:\n  - { lms_item: course-1, module: M1 }\n"
           "  - { lms_item: \"course:1234\", module: M1 }\n");
@@ -176,6 +178,7 @@ struct Deployment {
       << "    match:\n      - { person: employee_id, attribute: employee_id }\n"
          "schedule: { interval: 1h, jitter: 1s, stop_timeout: 20s }\n"
          "http: { listen: \"127.0.0.1:0\", admin_token: { file: admin-token } }\n"
+         "exceptions:\n  approvers:\n    Security: [sam.sec@example.org]\n"
       << extra;
     write("certgate.yaml", c.str());
   }
@@ -435,6 +438,64 @@ TEST_CASE("daemon: ready under systemd, the first run applies, the API is guarde
     auto genuine = http.Post("/hooks/lms/lms", headers, body, "application/json");
     REQUIRE(genuine);
     CHECK(genuine->status == 202);
+  }
+
+  SECTION("an exception requested and approved through /v1 gives access within seconds") {
+    const auto post = [&](const std::string& path, const Json& body) {
+      auto r = http.Post(path, bearer(kAdminToken), body.dump(), "application/json");
+      REQUIRE(r);
+      return std::make_pair(r->status, r->body);
+    };
+    // Without the token nothing is recorded.
+    auto anonymous = http.Post("/v1/exceptions", R"({"person":"E0006"})", "application/json");
+    REQUIRE(anonymous);
+    CHECK(anonymous->status == 401);
+
+    auto [rs, rb] = post("/v1/exceptions", {{"person", "E0006"},
+                                            {"track", "AI_BASICS"},
+                                            {"requester", "rita@example.org"},
+                                            {"days", "3"},
+                                            {"justification", {{"changeTicket", "CHG-7"}}}});
+    INFO(rb);
+    REQUIRE(rs == 200);
+    const Json requested = Json::parse(rb);
+    const std::string id = std::to_string(requested["id"].get<std::int64_t>());
+    CHECK(requested["state"] == "pending");
+    CHECK(requested["missing_roles"] == Json::array({"Security"}));
+
+    // Not a holder of the role, and the requester approving: refused, nothing changes.
+    auto [ns, nb] = post("/v1/exceptions/approve",
+                         {{"id", id}, {"approver", "mallory@example.org"}, {"role", "Security"}});
+    INFO(nb);
+    CHECK(ns >= 400);
+    CHECK(ns < 500);
+    auto [ss, sb] = post("/v1/exceptions/approve",
+                         {{"id", id}, {"approver", "rita@example.org"}, {"role", "Security"}});
+    CHECK(ss >= 400);
+    std::this_thread::sleep_for(300ms);
+    CHECK(d.members().count("u-E0006") == 0);
+
+    const auto start = std::chrono::steady_clock::now();
+    auto [as, ab] = post("/v1/exceptions/approve",
+                         {{"id", id}, {"approver", "sam.sec@example.org"}, {"role", "Security"}});
+    INFO(ab);
+    REQUIRE(as == 200);
+    CHECK(Json::parse(ab)["state"] == "active");
+    REQUIRE(eventually([&] { return d.members().count("u-E0006") == 1; }, 15s));
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+
+    auto listed = http.Get("/v1/exceptions?id=" + id, bearer(kAdminToken));
+    REQUIRE(listed);
+    REQUIRE(listed->status == 200);
+    CHECK(Json::parse(listed->body)["approvals"].size() == 1);
+
+    auto [vs, vb] = post("/v1/exceptions/revoke",
+                         {{"id", id}, {"by", "sam.sec@example.org"}, {"reason", "ticket closed"}});
+    INFO(vb);
+    REQUIRE(vs == 200);
+    CHECK(Json::parse(vb)["state"] == "revoked");
+    auto [rj, rjb] = post("/v1/exceptions/reject", {{"id", id}, {"by", "x"}, {"reason", "late"}});
+    CHECK(rj >= 400);  // a revoked exception cannot be rejected any more
   }
 
   SECTION("POST /v1/sync queues a run, which waits while another run holds the store") {
