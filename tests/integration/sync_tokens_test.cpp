@@ -55,10 +55,16 @@ struct Receiver {
   int port = 0;
   std::mutex mu;
   std::vector<json> deliveries;
+  std::vector<std::string> alert_bodies;  // raw, as received (alerts: the webhook sink)
   int bad_signatures = 0;
   int fail_next = 0;
 
   Receiver() {
+    server.Post("/alerts", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu);
+      alert_bodies.push_back(req.body);
+      res.status = 204;
+    });
     server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(mu);
       if (fail_next > 0) {
@@ -91,6 +97,10 @@ struct Receiver {
   std::vector<json> all() {
     std::lock_guard<std::mutex> lock(mu);
     return deliveries;
+  }
+  std::vector<std::string> alerts() {
+    std::lock_guard<std::mutex> lock(mu);
+    return alert_bodies;
   }
 };
 
@@ -154,6 +164,9 @@ struct Scratch {
               "delivery:\n  webhook:\n    url: http://127.0.0.1:" +
               std::to_string(receiver.port) +
               "/hook\n    signing_secret: { file: signing.key }\n"
+              "alerts:\n  sinks:\n    - { name: soc, kind: webhook, url: 'http://127.0.0.1:" +
+              std::to_string(receiver.port) +
+              "/alerts', signing_secret: { file: signing.key } }\n"
               "logging: { level: debug }\n");
   }
   Run certgate(std::vector<std::string> args, const std::string& now = kNow) const {
@@ -292,9 +305,16 @@ TEST_CASE("tokens follow certification on LiteLLM — secrets reach only the vau
     CHECK(t["revoke_reason"].get<std::string>().find("expired") != std::string::npos);
   }
 
-  // The canary: no secret in anything certgate wrote (database, WAL, logs at debug level).
+  // The canary: no secret in anything certgate wrote (database, WAL, logs at debug level, the
+  // alert payloads security received: two revocations and their verification, at least).
+  const auto alert_bodies = s.receiver.alerts();
+  std::size_t revocation_alerts = 0;
+  for (const auto& b : alert_bodies)
+    if (b.find("\"certgate.alert.revocation\"") != std::string::npos) ++revocation_alerts;
+  CHECK(revocation_alerts == 2);
   std::string written = first.out + first.err + second.out + second.err + revoke.out +
                         revoke.err + verify.out + verify.err;
+  for (const auto& b : alert_bodies) written += b;
   for (const auto& entry : fs::directory_iterator(s.dir))
     if (entry.is_regular_file() && entry.path().filename().string().rfind("certgate.db", 0) == 0)
       written += s.bytesOf(entry.path());
