@@ -120,32 +120,42 @@ int cmdRestore(Io& io, const std::string& config, const std::string& from, bool 
   // 2. A working copy beside the store, opened as certgate opens its store: older backups
   //    are migrated forward, and the audit chain is verified before anything is replaced.
   const std::string staged = live + ".restoring";
-  for (const char* suffix : {"", "-wal", "-shm"}) {
+  // Whatever refuses or fails from here on leaves no staged file behind.
+  const auto removeStaged = [&staged] {
     std::error_code ec;
-    fs::remove(staged + suffix, ec);
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(staged + suffix, ec);
+  };
+  removeStaged();
+  if (auto copied = copyFile(from, staged); !copied) {
+    removeStaged();
+    return failWith(io, copied.error(), kFailure);
   }
-  if (auto copied = copyFile(from, staged); !copied) return failWith(io, copied.error(), kFailure);
   store::AuditVerification verified;
   {
     auto opened = store::Store::open(staged);
     if (!opened) {
-      std::error_code ec;
-      fs::remove(staged, ec);
+      removeStaged();
       return failWith(io, opened.error(), kFailure);
     }
+    // Fails the restore after closing the staged store (so its files can go).
+    auto abandon = [&](int code) {
+      opened->reset();
+      removeStaged();
+      return code;
+    };
     auto v = (*opened)->verifyAudit(info->audit_head.id > 0 ? std::optional<store::AuditHead>(info->audit_head)
                                                                : std::nullopt);
-    if (!v) return failWith(io, v.error(), kFailure);
+    if (!v) {
+      io.err << "error: " << v.error().describe() << '\n';
+      return abandon(kFailure);
+    }
     verified = *v;
     if (verified.broken && !force) {
       io.err << "error: the audit chain in " << from << " is broken at entry "
              << verified.broken->id << ": " << verified.broken->message
              << "\n  what to do: restore an older backup whose chain verifies; --force restores "
                 "this one anyway and records that in the audit log\n";
-      opened->reset();
-      std::error_code ec;
-      for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(staged + suffix, ec);
-      return kFailure;
+      return abandon(kFailure);
     }
     store::AuditRow a;
     a.at = io.now();
@@ -158,8 +168,10 @@ int cmdRestore(Io& io, const std::string& config, const std::string& from, bool 
                           {"audit_chain_ok", !verified.broken},
                           {"forced", force}}
                          .dump();
-    if (auto appended = (*opened)->appendAudit(a); !appended)
-      return failWith(io, appended.error(), kFailure);
+    if (auto appended = (*opened)->appendAudit(a); !appended) {
+      io.err << "error: " << appended.error().describe() << '\n';
+      return abandon(kFailure);
+    }
   }  // closed: its WAL is checkpointed into the file
 
   // 3. The live file (if any) moves aside, the staged copy takes its name.
