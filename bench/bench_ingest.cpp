@@ -40,13 +40,14 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: bench_ingest [--people N] [--seed S] [--facts-per-person F] [--data DIR] [--regen]\n"
     "                    [--db PATH] [--rerun] [--keep-db] [--no-breakdown] [--no-evaluate]\n"
+    "                    [--batch-facts B]\n"
     "  N accepts 100k / 1M shorthands (default 100k). DIR defaults to\n"
     "  /tmp/certgate-bench/p<N>-s<S>-f<F>; it is generated (not timed) unless it already holds\n"
     "  a data set of that size (--regen forces it). PATH defaults to DIR/bench.db and is\n"
     "  recreated. --rerun times a second ingest of the same exports (every file skipped).\n"
     "  Unless --no-breakdown, the csv source is first timed alone with a sink that stores\n"
     "  nothing (the parsing share of the ingest). --no-evaluate skips the evaluation over the\n"
-    "  store after the ingest.\n";
+    "  store after the ingest. B: facts per store batch (default: the ingest's own).\n";
 
 std::int64_t fileSize(const std::string& path) {
   std::error_code ec;
@@ -125,6 +126,8 @@ int main(int argc, char** argv) {
   const bool keep_db = args.flag("keep-db");
   const bool breakdown = !args.flag("no-breakdown");
   const bool evaluate = !args.flag("no-evaluate");
+  const auto batch_facts =
+      args.integer("batch-facts", static_cast<std::int64_t>(engine::Ingestor::kDefaultBatchFacts));
   args.done(kUsage);
   if (people < 1 || people > 50'000'000) {
     std::fputs(kUsage, stderr);
@@ -209,6 +212,7 @@ int main(int argc, char** argv) {
 
   ports::FixedClock clock(now);
   engine::Ingestor ingestor(st, cfg, clock);
+  ingestor.setBatchFacts(static_cast<std::size_t>(batch_facts));
 
   // ---- roster, as `certgate ingest` loads it
   {

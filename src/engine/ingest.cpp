@@ -1,5 +1,6 @@
 #include "engine/ingest.hpp"
 
+#include <pthread.h>
 #include <time.h>
 
 #include <algorithm>
@@ -93,12 +94,23 @@ class StoreSink final : public ports::RecordSink {
       auto [it, inserted] = item_map_.emplace(m.lms_item, m.item);
       if (!inserted && !m.source.empty()) it->second = m.item;
     }
-    writer_ = std::thread([this] { writerLoop(); });
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "cg-fact-writer");  // top -H, perf
+      writerLoop();
+    });
+    // The source's facts are written as a bulk load (store.hpp beginFactLoad).
+    // Not a failure when it cannot begin (a transaction of the caller's is open): the facts are
+    // then written batch by batch, as outside a load.
+    submit(false, [this]() -> core::Status {
+      static_cast<void>(store_.beginFactLoad(source_id_));
+      return {};
+    });
   }
 
   ~StoreSink() override {
     stopWriter();
     tx_.reset();  // rolls back a unit left open
+    static_cast<void>(store_.endFactLoad());
   }
   StoreSink(const StoreSink&) = delete;
   StoreSink& operator=(const StoreSink&) = delete;
@@ -106,18 +118,32 @@ class StoreSink final : public ports::RecordSink {
   // Only units recorded complete count as processed: an incomplete one (truncated, empty,
   // collapsed) is read again on every fetch, and keeps the source incomplete, until it is
   // replaced or removed. Re-reading is harmless: facts upsert, quarantine entries deduplicate.
-  // A key not begun in this run has the answer it had when the run started, so the writer
-  // answers it between two of its tasks; a key begun in this run waits for that unit's commit.
+  // A key not begun in this run has the answer it had when the run started: the units recorded
+  // complete are read once, at the first question, so that the source never waits for the
+  // writer's unit work. A key begun in this run waits for that unit's commit.
   bool alreadyProcessed(const ports::UnitInfo& unit) override {
-    if (begun_keys_.count(unit.key) > 0) wait();
-    bool processed = true;
-    query([&]() -> core::Status {
-      auto done = store_.unitProcessed(source_id_, unit.key);
-      if (!done.ok()) return done.error();
-      processed = *done;
-      return {};
-    });
-    return processed || failed();
+    if (begun_keys_.count(unit.key) > 0) {
+      wait();
+      bool processed = true;
+      query([&]() -> core::Status {
+        auto done = store_.unitProcessed(source_id_, unit.key);
+        if (!done.ok()) return done.error();
+        processed = *done;
+        return {};
+      });
+      return processed || failed();
+    }
+    if (!processed_at_start_) {
+      processed_at_start_.emplace();
+      query([&]() -> core::Status {
+        auto keys = store_.processedUnits(source_id_);
+        if (!keys.ok()) return keys.error();
+        processed_at_start_->insert(std::make_move_iterator(keys->begin()),
+                                    std::make_move_iterator(keys->end()));
+        return {};
+      });
+    }
+    return processed_at_start_->count(unit.key) > 0 || failed();
   }
 
   void beginUnit(const ports::UnitInfo& unit) override {
@@ -201,6 +227,7 @@ class StoreSink final : public ports::RecordSink {
     wait();
     stopWriter();
     tx_.reset();  // a unit the source did not end, or that failed, is rolled back
+    if (auto ended = store_.endFactLoad(); !ended.ok()) fail(ended.error());
     report_.inserted += written_.facts.inserted;
     report_.updated += written_.facts.updated;
     report_.unchanged += written_.facts.unchanged;
@@ -477,6 +504,8 @@ class StoreSink final : public ports::RecordSink {
   std::unordered_map<std::string, std::string> item_map_;
   std::unordered_map<std::string, ItemInfo> item_info_;
   std::unordered_set<std::int64_t> seen_;
+  // alreadyProcessed: the keys of the units recorded complete when the run began.
+  std::optional<std::unordered_set<std::string>> processed_at_start_;
   // Facts of the open unit not yet handed to the writer. A batch is merged into the store's key
   // and person order in one sorted pass, so larger batches write faster; the cap bounds the
   // memory (about 330 bytes a fact; one batch gathers while one is written).

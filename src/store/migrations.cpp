@@ -434,6 +434,28 @@ constexpr const char kFullRecordsSchema[] = R"sql(
 ALTER TABLE fetches ADD COLUMN full_records INTEGER;
 )sql";
 
+// fact_order without its person foreign key (docs/benchmarks.md, "fact loads"): the check cost a
+// persons lookup per fact, about a fifth of the person-order writes. What stands in for it:
+// persons are never deleted (the trigger refuses it), so an id read from persons keeps naming
+// its person; and the store refuses a batch with a person id outside 1..max(persons.id)
+// (store.cpp checkPersonRange), which catches an id that was never assigned.
+constexpr const char kFactOrderNoForeignKeySchema[] = R"sql(
+CREATE TABLE fact_order_v11 (
+  person_id INTEGER NOT NULL,
+  at        INTEGER NOT NULL,
+  fact_id   INTEGER NOT NULL,
+  PRIMARY KEY (person_id, at, fact_id)
+) WITHOUT ROWID;
+INSERT INTO fact_order_v11 (person_id, at, fact_id)
+  SELECT person_id, at, fact_id FROM fact_order ORDER BY person_id, at, fact_id;
+DROP TABLE fact_order;
+ALTER TABLE fact_order_v11 RENAME TO fact_order;
+CREATE TRIGGER persons_never_deleted BEFORE DELETE ON persons
+BEGIN
+  SELECT RAISE(ABORT, 'persons are never deleted: facts, grants and the audit log refer to them');
+END;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -445,6 +467,8 @@ constexpr Migration kMigrations[] = {
     {8, "exceptions: rejection, revocation reason, recorded end", kExceptionWorkflowSchema},
     {9, "audit hash chain: rows not chained yet, events by action", kAuditChainSchema},
     {10, "fetches: what the source read whole (the collapse guard's baseline)", kFullRecordsSchema},
+    {11, "fact_order without the person foreign key; persons are never deleted",
+     kFactOrderNoForeignKeySchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

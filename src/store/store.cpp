@@ -1,6 +1,7 @@
 #include "store/store.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -13,10 +14,13 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -51,6 +55,8 @@ constexpr const char kListSources[] = "SELECT id, name, kind, cursor FROM source
 constexpr const char kSetCursor[] = "UPDATE sources SET cursor = ?2 WHERE id = ?1";
 constexpr const char kUnitProcessed[] =
     "SELECT complete FROM source_units WHERE source_id = ?1 AND unit_key = ?2";
+constexpr const char kProcessedUnits[] =
+    "SELECT unit_key FROM source_units WHERE source_id = ?1 AND complete = 1";
 constexpr const char kRecordUnit[] =
     "INSERT INTO source_units (source_id, unit_key, name, bytes, complete, problem, at, records)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -122,6 +128,11 @@ constexpr const char kFactState[] =
 // rows (one statement step per 64 rows instead of one per row), built by valuesSql below.
 // New facts get explicit ids: max(id) + 1 onwards, the ids INTEGER PRIMARY KEY would assign.
 constexpr const char kMaxFactId[] = "SELECT ifnull(max(id), 0) FROM facts";
+constexpr const char kMaxPersonId[] = "SELECT ifnull(max(id), 0) FROM persons";
+// Store::beginFactLoad: does the source have a stored fact; the checkpoint policy of the load.
+constexpr const char kAnyFactKey[] = "SELECT 1 FROM fact_keys WHERE source_id = ?1 LIMIT 1";
+constexpr const char kNoAutoCheckpoint[] = "PRAGMA wal_autocheckpoint = 0";
+constexpr const char kAutoCheckpoint[] = "PRAGMA wal_autocheckpoint = 1000";  // SQLite's default
 // Per row: ?1 id, ?2 source_id, ?3 external_id, ?4 ext_key, ?5 person_id, ?6 item, ?7 lms_item,
 // ?8 kind, ?9 status, ?10 lms_pass, ?11 attempt, ?12 score, ?13 max_score, ?14 at,
 // ?15 lms_expiry, ?16 location, ?17 now (first_seen and last_seen); the next row from ?18.
@@ -534,6 +545,94 @@ Result<std::int64_t> scalar(Stmt& stmt) {
   return stmt.colInt(0);
 }
 
+// Checkpoints the WAL from a connection and thread of its own while a fact load runs, so that a
+// unit's commit on the writer does not also copy the WAL into the database file and fsync it.
+// PASSIVE: it never blocks the writer or readers; what it cannot copy yet, the next round does.
+// A failure (the file is busy, I/O) only leaves the WAL longer until a later checkpoint.
+class Checkpointer {
+ public:
+  static std::unique_ptr<Checkpointer> start(const std::string& path) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      sqlite3_close_v2(db);
+      return nullptr;
+    }
+    // The copy into the database file is made durable before the WAL is reused (reliability.md).
+    if (sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      sqlite3_close_v2(db);
+      return nullptr;
+    }
+    return std::unique_ptr<Checkpointer>(new Checkpointer(db));
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+  ~Checkpointer() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    sqlite3_close_v2(db_);
+  }
+  // A commit happened: checkpoint what it wrote (coalesces with commits not yet checkpointed).
+  void poke() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++wanted_;
+    }
+    wake_.notify_all();
+  }
+  std::int64_t rounds() const { return rounds_.load(); }
+
+ private:
+  explicit Checkpointer(sqlite3* db)
+      : db_(db), thread_([this] {
+          pthread_setname_np(pthread_self(), "cg-checkpoint");  // top -H, perf
+          loop();
+        }) {}
+  void loop() {
+    std::int64_t done = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || wanted_ != done; });
+        if (wanted_ == done) return;  // stopping, nothing left
+        done = wanted_;
+      }
+      static_cast<void>(
+          sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr));
+      rounds_.fetch_add(1);
+    }
+  }
+  sqlite3* db_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::int64_t wanted_ = 0;
+  std::atomic<std::int64_t> rounds_{0};
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// Whether each sorted `keys[i].key` is in the sorted vector `set` (one forward pass).
+template <typename Runs, typename Mark>
+void markIn(const std::vector<std::int64_t>& set, const Runs& runs, Mark&& mark) {
+  auto at = set.begin();
+  for (std::size_t i = 0; i < runs.size() && at != set.end(); ++i) {
+    at = std::lower_bound(at, set.end(), runs[i].key);
+    if (at != set.end() && *at == runs[i].key) mark(i);
+  }
+}
+
+// Merges the sorted `add` into the sorted `into`.
+void mergeSorted(std::vector<std::int64_t>& into, const std::vector<std::int64_t>& add) {
+  if (add.empty()) return;
+  const auto middle = into.size();
+  into.insert(into.end(), add.begin(), add.end());
+  std::inplace_merge(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(middle), into.end());
+}
+
 }  // namespace
 
 const char* toString(core::FactKind kind) {
@@ -685,6 +784,40 @@ struct Store::Cache {
   std::unordered_map<const char*, Entry> entries_;
   sqlite3* db_;
   const std::string* path_;
+  // Store::beginFactLoad .. endFactLoad (store.hpp).
+  struct FactLoad {
+    std::int64_t source_id = 0;
+    Store::FactLoadOptions options;
+    bool all_keys_known = false;  // `known` holds every key of the source that is committed
+    std::vector<std::int64_t> known;    // sorted
+    std::vector<std::int64_t> tx_keys;  // sorted: keys of the rows the open Transaction added
+    struct KeyEntry {
+      std::int64_t key, fact_id;
+    };
+    struct OrderEntry {
+      std::int64_t person_id, at, fact_id;
+      bool operator<(const OrderEntry& o) const {
+        if (person_id != o.person_id) return person_id < o.person_id;
+        if (at != o.at) return at < o.at;
+        return fact_id < o.fact_id;
+      }
+    };
+    std::vector<KeyEntry> pending_keys;      // not written yet
+    std::vector<OrderEntry> pending_order;   // not written yet
+    std::unique_ptr<Checkpointer> checkpointer;
+    std::size_t pending() const { return pending_keys.size() + pending_order.size(); }
+  };
+  std::optional<FactLoad> load;
+  // The open Transaction ended: a commit keeps its keys, a rollback forgets them.
+  void loadTransactionEnded(bool committed) {
+    if (!load) return;
+    if (committed && load->all_keys_known) mergeSorted(load->known, load->tx_keys);
+    load->tx_keys.clear();
+    load->pending_keys.clear();
+    load->pending_order.clear();
+    if (committed && load->checkpointer) load->checkpointer->poke();
+  }
+
   bool tx_open = false;  // a Transaction object is alive
   // upsertFacts failed after it began to write inside the open Transaction: only a rollback is
   // left (every write and commit() fail until the Transaction is dropped).
@@ -703,6 +836,7 @@ Transaction::~Transaction() {
   if (sqlite3_get_autocommit(store_->db_) == 0) {
     static_cast<void>(store_->cache_->exec(kRollback, "rollback"));
   }
+  store_->cache_->loadTransactionEnded(false);
   store_->cache_->tx_open = false;
   store_->cache_->tx_broken = false;
 }
@@ -712,8 +846,11 @@ Status Transaction::commit() {
     return makeError(ErrorKind::Internal, "commit: the transaction is already finished");
   }
   if (store_->cache_->tx_broken) return store_->cache_->brokenError("commit");
+  // A fact load's waiting index entries are part of the transaction.
+  if (auto flushed = store_->flushFactLoad(); !flushed) return flushed;
   auto done = store_->cache_->exec(kCommit, "commit");
   if (done || sqlite3_get_autocommit(store_->db_) != 0) {
+    store_->cache_->loadTransactionEnded(done.ok());
     store_->cache_->tx_open = false;
     store_->cache_->tx_broken = false;
     store_ = nullptr;
@@ -1097,6 +1234,19 @@ Result<bool> Store::unitProcessed(std::int64_t source_id, const std::string& uni
   return *row && stmt->colInt(0) != 0;
 }
 
+Result<std::vector<std::string>> Store::processedUnits(std::int64_t source_id) {
+  auto stmt = cache_->stmt(kProcessedUnits, "processedUnits");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  std::vector<std::string> keys;
+  for (;;) {
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return keys;
+    if (rc != SQLITE_ROW) return stmt->error(rc);
+    keys.emplace_back(colView(*stmt, 0));
+  }
+}
+
 Status Store::recordUnit(std::int64_t source_id, const std::string& unit_key,
                          const std::string& name, std::int64_t bytes, bool complete,
                          const std::string& problem, Instant at, std::int64_t records) {
@@ -1378,6 +1528,33 @@ const RowInsert& factOrderInsert() {
   return insert;
 }
 
+// Inserts `count` rows: kRowsPerInsert at a time, the rest one by one. bind(stmt, base, i) binds
+// row i at parameters base+1 onwards. (`cache` is the Store's statement cache.)
+template <typename CacheT, typename Bind>
+Status insertRows(CacheT& cache, const RowInsert& insert, std::size_t count, std::string_view op,
+                  Bind&& bind) {
+  std::size_t i = 0;
+  if (count >= kRowsPerInsert) {
+    auto many = cache.stmt(insert.many.c_str(), op);
+    if (!many) return many.error();
+    for (; i + kRowsPerInsert <= count; i += kRowsPerInsert) {
+      for (std::size_t r = 0; r < kRowsPerInsert; ++r)
+        bind(*many, static_cast<int>(r) * insert.width, i + r);
+      if (auto ran = many->run(); !ran) return ran.error();
+      many->reset();
+    }
+  }
+  if (i == count) return {};
+  auto one = cache.stmt(insert.one.c_str(), op);
+  if (!one) return one.error();
+  for (; i < count; ++i) {
+    bind(*one, 0, i);
+    if (auto ran = one->run(); !ran) return ran.error();
+    one->reset();
+  }
+  return {};
+}
+
 // Binds a new fact at parameters base+1..base+17 of factInsert().
 void bindNewFact(Stmt& stmt, int base, std::int64_t id, const FactRow& fact, std::int64_t key,
                  Instant now) {
@@ -1403,10 +1580,18 @@ void bindNewFact(Stmt& stmt, int base, std::int64_t id, const FactRow& fact, std
 }  // namespace
 
 Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
+  // During a fact load: what waits is written first, and the load stops answering probes from
+  // memory (this write is not one it tracks).
+  if (cache_->load) {
+    if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
+    cache_->load->all_keys_known = false;
+    cache_->load->known = {};
+  }
   // A savepoint: the row and its fact_keys / fact_order entries are written together or not at
   // all, and a failure leaves an open Transaction usable.
-  auto counts = cache_->inWrite("upsertFact", Cache::Nested::Savepoint,
-                                [&] { return writeFacts(std::span<const FactRow>(&fact, 1), now); });
+  auto counts = cache_->inWrite("upsertFact", Cache::Nested::Savepoint, [&] {
+    return writeFacts(std::span<const FactRow>(&fact, 1), now, false);
+  });
   if (!counts) return counts.error();
   if (counts->inserted > 0) return UpsertOutcome::Inserted;
   if (counts->updated > 0) return UpsertOutcome::Updated;
@@ -1417,14 +1602,21 @@ Result<UpsertCounts> Store::upsertFacts(std::span<const FactRow> facts, Instant 
   if (facts.empty()) return UpsertCounts{};
   // No savepoint: on a large batch it would copy every index page the batch touches. A failure
   // part-way inside a Transaction instead leaves it able only to roll back.
+  const bool in_load = cache_->load.has_value();
+  if (in_load && !cache_->tx_open) {
+    return makeError(ErrorKind::Internal,
+                     "upsertFacts: a fact load writes inside a Transaction (Store::begin)", path_);
+  }
   auto counts = cache_->inWrite("upsertFacts", Cache::Nested::Join,
-                                [&] { return writeFacts(facts, now); });
+                                [&] { return writeFacts(facts, now, in_load); });
   if (!counts && cache_->tx_open && cache_->batch_started) cache_->tx_broken = true;
   return counts;
 }
 
-Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant now) {
+Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant now,
+                                       bool in_load) {
   cache_->batch_started = false;
+  Cache::FactLoad* load = in_load ? &*cache_->load : nullptr;
   if (facts.size() > std::numeric_limits<std::uint32_t>::max()) {
     return invalid(path_, "upsertFacts: too many facts in one batch");
   }
@@ -1436,7 +1628,13 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
       return invalid(path_,
                      "upsertFact: lms_pass must be -1, 0 or 1 (fact '" + fact.external_id + "')");
     }
+    if (load != nullptr && fact.source_id != load->source_id) {
+      return invalid(path_, "upsertFacts: the fact load is of source " +
+                                std::to_string(load->source_id) + ", not of source " +
+                                std::to_string(fact.source_id));
+    }
   }
+  if (auto persons = checkPersonRange(facts); !persons) return persons.error();
   const auto n = static_cast<std::uint32_t>(facts.size());
 
   // The batch in key order; a key's facts in arrival order.
@@ -1478,11 +1676,31 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
   by_key.clear();
   by_key.shrink_to_fit();
 
+  // A fact load: a key added earlier in this transaction may still wait to be written; then
+  // everything waiting is written first, so the probe (and a move in person order) finds it.
+  // If the load knows every stored key, only keys it knows of are probed.
+  std::vector<bool> maybe_stored;
+  if (load != nullptr) {
+    if (load->pending() > 0) {
+      bool waiting = false;
+      markIn(load->tx_keys, runs, [&](std::size_t) { waiting = true; });
+      if (waiting) {
+        if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
+      }
+    }
+    if (load->all_keys_known) {
+      maybe_stored.assign(runs.size(), false);
+      markIn(load->known, runs, [&](std::size_t i) { maybe_stored[i] = true; });
+      markIn(load->tx_keys, runs, [&](std::size_t i) { maybe_stored[i] = true; });
+    }
+  }
   // Which keys are stored: probed in key order, so the B-tree pages are visited in order.
   {
     auto probe = cache_->stmt(kProbeFactKey, "upsertFacts: find keys");
     if (!probe) return probe.error();
-    for (Run& run : runs) {
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      Run& run = runs[r];
+      if (!maybe_stored.empty() && !maybe_stored[r]) continue;
       probe->bindInt(1, run.source_id);
       probe->bindInt(2, run.key);
       auto row = probe->stepRow();
@@ -1528,31 +1746,6 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
   // New rows, appended in arrival order: the ids one-by-one upserts would have given them.
   std::sort(fresh.begin(), fresh.end(),
             [&](std::uint32_t a, std::uint32_t b) { return runs[a].first < runs[b].first; });
-  // Inserts `count` rows: kRowsPerInsert at a time, the rest one by one. bind(stmt, base, i)
-  // binds row i at parameters base+1 onwards.
-  auto insertRows = [&](const RowInsert& insert, std::size_t count, std::string_view op,
-                        auto&& bind) -> Status {
-    std::size_t i = 0;
-    if (count >= kRowsPerInsert) {
-      auto many = cache_->stmt(insert.many.c_str(), op);
-      if (!many) return many.error();
-      for (; i + kRowsPerInsert <= count; i += kRowsPerInsert) {
-        for (std::size_t r = 0; r < kRowsPerInsert; ++r)
-          bind(*many, static_cast<int>(r) * insert.width, i + r);
-        if (auto ran = many->run(); !ran) return ran.error();
-        many->reset();
-      }
-    }
-    if (i == count) return {};
-    auto one = cache_->stmt(insert.one.c_str(), op);
-    if (!one) return one.error();
-    for (; i < count; ++i) {
-      bind(*one, 0, i);
-      if (auto ran = one->run(); !ran) return ran.error();
-      one->reset();
-    }
-    return {};
-  };
   if (!fresh.empty()) {
     std::int64_t next_id = 0;
     {
@@ -1569,7 +1762,7 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
       run.person_id = fact.person_id;
       run.at = detail::toUnix(fact.at);
     }
-    if (auto st = insertRows(factInsert(), fresh.size(), "upsertFacts: insert",
+    if (auto st = insertRows(*cache_, factInsert(), fresh.size(), "upsertFacts: insert",
                              [&](Stmt& stmt, int base, std::size_t i) {
                                const Run& run = runs[fresh[i]];
                                bindNewFact(stmt, base, run.fact_id, facts[run.first], run.key, now);
@@ -1577,45 +1770,55 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
         !st)
       return st.error();
     counts.inserted += static_cast<std::int64_t>(fresh.size());
-    // Their keys, in key order (runs are in key order).
-    std::vector<std::uint32_t> fresh_by_key;
-    fresh_by_key.reserve(fresh.size());
-    for (std::uint32_t r = 0; r < runs.size(); ++r)
-      if (!runs[r].exists) fresh_by_key.push_back(r);
-    if (auto st = insertRows(factKeyInsert(), fresh_by_key.size(), "upsertFacts: insert keys",
-                             [&](Stmt& stmt, int base, std::size_t i) {
-                               const Run& run = runs[fresh_by_key[i]];
-                               stmt.bindInt(base + 1, run.source_id);
-                               stmt.bindInt(base + 2, run.key);
-                               stmt.bindInt(base + 3, run.fact_id);
-                             });
-        !st)
-      return st.error();
-    fresh_by_key = {};
-    // Their place in person order, in that order.
-    struct Placed {
-      std::int64_t person_id, at, fact_id;
-      bool operator<(const Placed& o) const {
-        if (person_id != o.person_id) return person_id < o.person_id;
-        if (at != o.at) return at < o.at;
-        return fact_id < o.fact_id;
+    if (load != nullptr) {
+      // A fact load: their index entries wait (runs are in key order, so tx_keys stays sorted
+      // by a merge).
+      std::vector<std::int64_t> added;
+      added.reserve(fresh.size());
+      for (const Run& run : runs) {
+        if (run.exists) continue;
+        added.push_back(run.key);
+        load->pending_keys.push_back({run.key, run.fact_id});
+        if (run.person_id != 0) load->pending_order.push_back({run.person_id, run.at, run.fact_id});
       }
-    };
-    std::vector<Placed> placed;
-    placed.reserve(fresh.size());
-    for (std::uint32_t r : fresh)
-      if (runs[r].person_id != 0) placed.push_back({runs[r].person_id, runs[r].at, runs[r].fact_id});
-    fresh.clear();
-    fresh.shrink_to_fit();
-    std::sort(placed.begin(), placed.end());
-    if (auto st = insertRows(factOrderInsert(), placed.size(), "upsertFacts: insert person order",
-                             [&](Stmt& stmt, int base, std::size_t i) {
-                               stmt.bindInt(base + 1, placed[i].person_id);
-                               stmt.bindInt(base + 2, placed[i].at);
-                               stmt.bindInt(base + 3, placed[i].fact_id);
-                             });
-        !st)
-      return st.error();
+      mergeSorted(load->tx_keys, added);
+      fresh.clear();
+    } else {
+      // Their keys, in key order (runs are in key order).
+      std::vector<std::uint32_t> fresh_by_key;
+      fresh_by_key.reserve(fresh.size());
+      for (std::uint32_t r = 0; r < runs.size(); ++r)
+        if (!runs[r].exists) fresh_by_key.push_back(r);
+      if (auto st = insertRows(*cache_, factKeyInsert(), fresh_by_key.size(),
+                               "upsertFacts: insert keys",
+                               [&](Stmt& stmt, int base, std::size_t i) {
+                                 const Run& run = runs[fresh_by_key[i]];
+                                 stmt.bindInt(base + 1, run.source_id);
+                                 stmt.bindInt(base + 2, run.key);
+                                 stmt.bindInt(base + 3, run.fact_id);
+                               });
+          !st)
+        return st.error();
+      fresh_by_key = {};
+      // Their place in person order, in that order.
+      std::vector<Cache::FactLoad::OrderEntry> placed;
+      placed.reserve(fresh.size());
+      for (std::uint32_t r : fresh)
+        if (runs[r].person_id != 0)
+          placed.push_back({runs[r].person_id, runs[r].at, runs[r].fact_id});
+      fresh.clear();
+      fresh.shrink_to_fit();
+      std::sort(placed.begin(), placed.end());
+      if (auto st = insertRows(*cache_, factOrderInsert(), placed.size(),
+                               "upsertFacts: insert person order",
+                               [&](Stmt& stmt, int base, std::size_t i) {
+                                 stmt.bindInt(base + 1, placed[i].person_id);
+                                 stmt.bindInt(base + 2, placed[i].at);
+                                 stmt.bindInt(base + 3, placed[i].fact_id);
+                               });
+          !st)
+        return st.error();
+    }
   }
 
   // The rest: facts whose key was stored, and repeats of a key within the batch, in row order
@@ -1625,6 +1828,10 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
     const Run& run = runs[run_of[i]];
     if (!run.exists && run.first == i) continue;
     rest.emplace_back(run.fact_id, i);
+  }
+  // A fact load writes what waits first: a repeat may move a fact added above in person order.
+  if (load != nullptr && (!rest.empty() || load->pending() >= load->options.max_pending)) {
+    if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
   }
   if (rest.empty()) return counts;
   std::sort(rest.begin(), rest.end());
@@ -1671,7 +1878,130 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
   return counts;
 }
 
+// fact_order has no person foreign key (migration 11): persons are never deleted, and every
+// batch's person ids must lie within the ids persons has handed out.
+Status Store::checkPersonRange(std::span<const FactRow> facts) {
+  std::int64_t lowest = 0;
+  std::int64_t highest = 0;
+  const FactRow* first_bad = nullptr;
+  for (const FactRow& fact : facts) {
+    if (fact.person_id == 0) continue;
+    if (fact.person_id < 0 && first_bad == nullptr) first_bad = &fact;
+    if (lowest == 0 || fact.person_id < lowest) lowest = fact.person_id;
+    if (fact.person_id > highest) highest = fact.person_id;
+  }
+  if (highest == 0 && first_bad == nullptr) return {};
+  std::int64_t known = 0;
+  if (first_bad == nullptr) {
+    auto max_id = cache_->stmt(kMaxPersonId, "upsertFacts: check persons");
+    if (!max_id) return max_id.error();
+    auto last = scalar(*max_id);
+    if (!last) return last.error();
+    known = *last;
+    if (lowest >= 1 && highest <= known) return {};
+    for (const FactRow& fact : facts)
+      if (fact.person_id != 0 && (fact.person_id < 1 || fact.person_id > known)) {
+        first_bad = &fact;
+        break;
+      }
+  }
+  return makeError(ErrorKind::Invalid,
+                   "upsertFacts: fact '" + first_bad->external_id + "' names person " +
+                       std::to_string(first_bad->person_id) + ", which does not exist",
+                   path_, "pass a person id read from the store (persons, upsertPerson), or 0");
+}
+
+Status Store::flushFactLoad() {
+  if (!cache_->load || cache_->load->pending() == 0) return {};
+  Cache::FactLoad& load = *cache_->load;
+  cache_->batch_started = true;  // a failure from here on leaves part of it written
+  auto failed = [&](const Error& e) -> Status {
+    if (cache_->tx_open) cache_->tx_broken = true;
+    return e;
+  };
+  std::sort(load.pending_keys.begin(), load.pending_keys.end(),
+            [](const auto& a, const auto& b) { return a.key < b.key; });
+  if (auto st = insertRows(*cache_, factKeyInsert(), load.pending_keys.size(),
+                           "fact load: insert keys",
+                           [&](Stmt& stmt, int base, std::size_t i) {
+                             stmt.bindInt(base + 1, load.source_id);
+                             stmt.bindInt(base + 2, load.pending_keys[i].key);
+                             stmt.bindInt(base + 3, load.pending_keys[i].fact_id);
+                           });
+      !st)
+    return failed(st.error());
+  std::sort(load.pending_order.begin(), load.pending_order.end());
+  if (auto st = insertRows(*cache_, factOrderInsert(), load.pending_order.size(),
+                           "fact load: insert person order",
+                           [&](Stmt& stmt, int base, std::size_t i) {
+                             stmt.bindInt(base + 1, load.pending_order[i].person_id);
+                             stmt.bindInt(base + 2, load.pending_order[i].at);
+                             stmt.bindInt(base + 3, load.pending_order[i].fact_id);
+                           });
+      !st)
+    return failed(st.error());
+  load.pending_keys = {};
+  load.pending_order = {};
+  return {};
+}
+
+Status Store::beginFactLoad(std::int64_t source_id, const FactLoadOptions& options) {
+  if (cache_->load) return invalid(path_, "beginFactLoad: a fact load is already running");
+  if (cache_->tx_open || sqlite3_get_autocommit(db_) == 0) {
+    return invalid(path_, "beginFactLoad: a transaction is open; begin the load before it");
+  }
+  if (source_id <= 0) return invalid(path_, "beginFactLoad: no source id");
+  auto any = cache_->stmt(kAnyFactKey, "beginFactLoad");
+  if (!any) return any.error();
+  any->bindInt(1, source_id);
+  auto row = any->stepRow();
+  if (!row) return row.error();
+  Cache::FactLoad load;
+  load.source_id = source_id;
+  load.options = options;
+  if (load.options.max_pending < 1) load.options.max_pending = 1;
+  load.all_keys_known = !*row;
+  any->reset();
+  if (options.checkpoint_thread) {
+    // Without a second connection (a read-only file system, too many open files) the writer
+    // keeps checkpointing itself.
+    load.checkpointer = Checkpointer::start(path_);
+    if (load.checkpointer) {
+      if (auto off = detail::execScript(db_, kNoAutoCheckpoint, "beginFactLoad", path_); !off)
+        return off;
+    }
+  }
+  cache_->load.emplace(std::move(load));
+  return {};
+}
+
+Status Store::endFactLoad() {
+  if (!cache_->load) return {};
+  Status flushed;
+  if (cache_->tx_open) flushed = flushFactLoad();  // the open Transaction commits them
+  const bool had_checkpointer = cache_->load->checkpointer != nullptr;
+  cache_->load.reset();  // stops the checkpoint thread after its last round
+  if (had_checkpointer) {
+    if (auto on = detail::execScript(db_, kAutoCheckpoint, "endFactLoad", path_); !on && flushed)
+      return on;
+  }
+  return flushed;
+}
+
+Store::FactLoadState Store::factLoadState() const {
+  FactLoadState state;
+  if (!cache_->load) return state;
+  const Cache::FactLoad& load = *cache_->load;
+  state.active = true;
+  state.all_keys_known = load.all_keys_known;
+  state.known_keys = load.known.size();
+  state.pending = load.pending();
+  state.checkpoints = load.checkpointer ? load.checkpointer->rounds() : 0;
+  return state;
+}
+
 Status Store::forEachFact(const std::function<void(const FactRow&)>& fn) {
+  if (auto flushed = flushFactLoad(); !flushed) return flushed;  // a fact load's waiting entries
   // Two statements: one snapshot, so that a writer on another connection cannot slip between.
   auto scope = cache_->read("forEachFact");
   if (!scope) return scope.error();
@@ -1691,6 +2021,7 @@ Status Store::forEachFact(const std::function<void(const FactRow&)>& fn) {
 }
 
 Result<std::vector<FactRow>> Store::factsOf(std::int64_t person_id) {
+  if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
   auto stmt = cache_->stmt(kFactsOf, "factsOf");
   if (!stmt) return stmt.error();
   stmt->bindInt(1, person_id);

@@ -485,6 +485,8 @@ class Store {
   Status setCursor(std::int64_t source_id, const std::string& cursor);  // NotFound: no source
   // True when the unit was recorded complete: an incomplete unit is read again next time.
   Result<bool> unitProcessed(std::int64_t source_id, const std::string& unit_key);
+  // The keys of the source's units recorded complete (those unitProcessed says true of).
+  Result<std::vector<std::string>> processedUnits(std::int64_t source_id);
   // Records a unit by (source, content hash) with the number of records read from it. Recording
   // it again updates an incomplete record; a complete record is final (a later call changes
   // nothing).
@@ -529,6 +531,43 @@ class Store {
   // SQLite failure part-way (I/O, disk full) can leave part of the batch written: roll the
   // Transaction back. Memory: O(batch) beyond the facts themselves.
   Result<UpsertCounts> upsertFacts(std::span<const FactRow> facts, Instant now);
+
+  // A bulk load of one source's facts (the ingest's writer; docs/design.md, "The ingest write
+  // path"). Between beginFactLoad and endFactLoad:
+  // - upsertFacts must run inside a Transaction and take facts of `source_id` only. New rows are
+  //   written at once; their fact_keys and fact_order entries wait, and Transaction::commit
+  //   writes them in one sorted pass before it commits (or upsertFacts does, once
+  //   `max_pending` entries wait, or when a later batch names a waiting key). Each B-tree page
+  //   is so touched once per unit, not once per batch. Results, rows and ids are those of plain
+  //   upsertFacts; a rolled-back Transaction drops its waiting entries with its rows.
+  // - If the source had no stored facts at beginFactLoad (a first load), the load knows every
+  //   key it has committed and answers "is this key stored?" from memory (8 bytes a fact)
+  //   instead of a B-tree probe. A fact of the source written by anyone else meanwhile (another
+  //   connection, or upsertFact) is caught: upsertFact ends the in-memory answers, and another
+  //   connection's row makes the commit fail on the unique key, with nothing of it stored.
+  // - Commits do not checkpoint the WAL on this connection: a second connection checkpoints on
+  //   a thread of its own after each commit, so the writer does not wait for it.
+  // forEachFact and factsOf inside the Transaction see the waiting entries (they are written
+  // first). endFactLoad writes what still waits, stops the checkpointer and restores automatic
+  // checkpoints. Errors: Invalid (a load already runs, or a Transaction is open at begin).
+  struct FactLoadOptions {
+    std::size_t max_pending = 2'000'000;  // waiting index entries before they are written
+    bool checkpoint_thread = true;
+  };
+  Status beginFactLoad(std::int64_t source_id, const FactLoadOptions& options);
+  Status beginFactLoad(std::int64_t source_id) { return beginFactLoad(source_id, FactLoadOptions{}); }
+  Status endFactLoad();
+  // What the running load knows, for tests and benchmarks: whether it answers probes from
+  // memory, and how many keys and waiting entries it holds.
+  struct FactLoadState {
+    bool active = false;
+    bool all_keys_known = false;
+    std::size_t known_keys = 0;
+    std::size_t pending = 0;
+    std::int64_t checkpoints = 0;  // run by the checkpoint thread so far
+  };
+  FactLoadState factLoadState() const;
+
   // Calls `fn` for every fact, ordered by person_id then at, from one snapshot. Streams: O(1)
   // memory.
   // (Unresolved facts, person_id 0, come first; ties on `at` are ordered by id.) `fn` may read
@@ -715,7 +754,12 @@ class Store {
   friend class Transaction;
   Store(sqlite3* db, std::string path);
   struct Cache;
-  Result<UpsertCounts> writeFacts(std::span<const FactRow> facts, Instant now);
+  Result<UpsertCounts> writeFacts(std::span<const FactRow> facts, Instant now, bool in_load);
+  // Writes the fact load's waiting fact_keys / fact_order entries (none: nothing to do). A
+  // failure part-way marks the open Transaction broken.
+  Status flushFactLoad();
+  // Invalid unless every non-zero person id of `facts` lies in 1..max(persons.id).
+  Status checkPersonRange(std::span<const FactRow> facts);
   // One UPDATE of an exception (?1 = id, the rest bound by `bind`): NotFound when no exception
   // has the id; *changed (optional) says whether a row changed.
   Status updateException(std::int64_t id, const char* sql, const char* op,

@@ -154,10 +154,44 @@ TEST_CASE("Foreign keys are enforced on the store's connection", "[unit][store]"
   TempDir dir;
   auto store = openOk(dir.file("state.db"));
   const auto source = valueOf(store->ensureSource("lms", "csv"));
-  auto orphan = store->upsertFact(makeFact(source, "e1", /*person_id=*/777, 1000), kNow);
+  auto orphan = store->upsertFact(makeFact(source + 5, "e1", 0, 1000), kNow);
   REQUIRE_FALSE(orphan.ok());
   CHECK(orphan.error().describe().find("FOREIGN KEY") != std::string::npos);
   CHECK(valueOf(store->countFacts()) == 0);
+}
+
+TEST_CASE("A fact of a person that does not exist is refused before anything is written",
+          "[unit][store]") {
+  // fact_order has no person foreign key (migration 11): the store checks the range instead.
+  TempDir dir;
+  auto store = openOk(dir.file("state.db"));
+  const auto source = valueOf(store->ensureSource("lms", "csv"));
+  const auto p = valueOf(store->upsertPerson(makePerson("e1", "e1", "")));
+  for (std::int64_t bad : {p + 1, std::int64_t{777}, std::int64_t{-3}}) {
+    auto orphan = store->upsertFact(makeFact(source, "e1", bad, 1000), kNow);
+    REQUIRE_FALSE(orphan.ok());
+    CHECK(orphan.error().kind == ErrorKind::Invalid);
+    CHECK(orphan.error().describe().find("names person " + std::to_string(bad) +
+                                         ", which does not exist") != std::string::npos);
+    std::vector<FactRow> batch = {makeFact(source, "fine", p, 1000),
+                                  makeFact(source, "e2", bad, 1001)};
+    REQUIRE_FALSE(store->upsertFacts(batch, kNow).ok());
+  }
+  CHECK(valueOf(store->countFacts()) == 0);
+  valueOf(store->upsertFact(makeFact(source, "e1", p, 1000), kNow));
+  CHECK(valueOf(store->countFacts()) == 1);
+}
+
+TEST_CASE("Persons are never deleted: the database refuses it", "[unit][store]") {
+  TempDir dir;
+  const auto path = dir.file("state.db");
+  {
+    auto store = openOk(path);
+    valueOf(store->upsertPerson(makePerson("e1", "e1", "")));
+  }
+  RawDb raw(path);
+  CHECK(raw.exec("DELETE FROM persons") == SQLITE_CONSTRAINT);
+  CHECK(raw.integer("SELECT count(*) FROM persons") == 1);
 }
 
 TEST_CASE("A read-only open of a missing file is NotFound and says to run certgate ingest",
@@ -278,6 +312,10 @@ TEST_CASE("A database with facts from before migration 5 keeps them, their ids a
   RawDb raw(path);
   CHECK(raw.integer("SELECT count(*) FROM fact_keys") == 5);
   CHECK(raw.integer("SELECT count(*) FROM fact_order") == 4);
+  // Migration 11: person order without the person foreign key, persons never deleted.
+  CHECK(raw.integer("SELECT count(*) FROM pragma_foreign_key_list('fact_order')") == 0);
+  CHECK(raw.integer("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+                    " AND name = 'persons_never_deleted'") == 1);
   CHECK(raw.joined("SELECT name FROM sqlite_schema WHERE tbl_name = 'facts' AND type = 'index'"
                    " ORDER BY name", 0) == "facts_unresolved");
   CHECK(raw.integer("SELECT fact_id FROM fact_keys WHERE source_id = 1 AND ext_key = 11") == 7);
