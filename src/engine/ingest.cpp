@@ -606,17 +606,20 @@ core::Result<IngestReport> Ingestor::run(std::vector<SourceHandle>& sources) {
   report.run_id = *run_id;
 
   // Everyone known so far; sources add people unless a roster is authoritative.
+  const bool roster_authoritative = !settings_.identity.roster_path.empty();
   core::IdentityResolver resolver(settings_.identity.keys, settings_.identity.overrides);
+  // Person keys serve updates of people the sources create or describe: none when the roster
+  // is authoritative.
   std::unordered_map<std::int64_t, std::string> keys;
   {
     auto people = store_.persons();
     if (!people.ok()) return people.error();
+    if (!roster_authoritative) keys.reserve(people->size());
     for (const auto& p : *people) {
       resolver.add({p.id, p.employee_id, p.email});
-      keys[p.id] = p.key;
+      if (!roster_authoritative) keys[p.id] = p.key;
     }
   }
-  const bool roster_authoritative = !settings_.identity.roster_path.empty();
 
   for (SourceHandle& h : sources) {
     const settings::SourceSettings& cfg = *h.settings;

@@ -808,6 +808,9 @@ struct Store::Cache {
     std::size_t pending() const { return pending_keys.size() + pending_order.size(); }
   };
   std::optional<FactLoad> load;
+  // The checkpoint thread of the last load, finishing its last round in the background; joined
+  // by the next beginFactLoad or when the store closes.
+  std::unique_ptr<Checkpointer> finishing;
   // The open Transaction ended: a commit keeps its keys, a rollback forgets them.
   void loadTransactionEnded(bool committed) {
     if (!load) return;
@@ -1951,6 +1954,7 @@ Status Store::beginFactLoad(std::int64_t source_id, const FactLoadOptions& optio
     return invalid(path_, "beginFactLoad: a transaction is open; begin the load before it");
   }
   if (source_id <= 0) return invalid(path_, "beginFactLoad: no source id");
+  cache_->finishing.reset();  // the last load's checkpoint thread, once its round is done
   auto any = cache_->stmt(kAnyFactKey, "beginFactLoad");
   if (!any) return any.error();
   any->bindInt(1, source_id);
@@ -1980,7 +1984,11 @@ Status Store::endFactLoad() {
   Status flushed;
   if (cache_->tx_open) flushed = flushFactLoad();  // the open Transaction commits them
   const bool had_checkpointer = cache_->load->checkpointer != nullptr;
-  cache_->load.reset();  // stops the checkpoint thread after its last round
+  // The last round (the last unit's pages) runs on: the load's data is committed and durable,
+  // and the next automatic checkpoint on this connection finds the checkpoint lock taken and
+  // leaves the work to it.
+  cache_->finishing = std::move(cache_->load->checkpointer);
+  cache_->load.reset();
   if (had_checkpointer) {
     if (auto on = detail::execScript(db_, kAutoCheckpoint, "endFactLoad", path_); !on && flushed)
       return on;

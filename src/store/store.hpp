@@ -548,8 +548,9 @@ class Store {
   // - Commits do not checkpoint the WAL on this connection: a second connection checkpoints on
   //   a thread of its own after each commit, so the writer does not wait for it.
   // forEachFact and factsOf inside the Transaction see the waiting entries (they are written
-  // first). endFactLoad writes what still waits, stops the checkpointer and restores automatic
-  // checkpoints. Errors: Invalid (a load already runs, or a Transaction is open at begin).
+  // first). endFactLoad writes what still waits and restores automatic checkpoints; the
+  // checkpoint thread's last round runs on in the background (the next beginFactLoad, or closing
+  // the store, waits for it). Errors: Invalid (a load already runs, or a Transaction is open at begin).
   struct FactLoadOptions {
     std::size_t max_pending = 2'000'000;  // waiting index entries before they are written
     bool checkpoint_thread = true;
