@@ -568,13 +568,16 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
   ~Checkpointer() {
+    finish();
+    thread_.join();
+  }
+  // Runs what is still wanted, then the thread closes its connection and ends by itself.
+  void finish() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
     }
     wake_.notify_all();
-    thread_.join();
-    sqlite3_close_v2(db_);
   }
   // A commit happened: checkpoint what it wrote (coalesces with commits not yet checkpointed).
   void poke() {
@@ -598,13 +601,14 @@ class Checkpointer {
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || wanted_ != done; });
-        if (wanted_ == done) return;  // stopping, nothing left
+        if (wanted_ == done) break;  // stopping, nothing left
         done = wanted_;
       }
       static_cast<void>(
           sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr));
       rounds_.fetch_add(1);
     }
+    sqlite3_close_v2(db_);
   }
   sqlite3* db_;
   std::mutex mutex_;
@@ -808,8 +812,8 @@ struct Store::Cache {
     std::size_t pending() const { return pending_keys.size() + pending_order.size(); }
   };
   std::optional<FactLoad> load;
-  // The checkpoint thread of the last load, finishing its last round in the background; joined
-  // by the next beginFactLoad or when the store closes.
+  // The checkpoint thread of the last load, finishing its last round in the background (it then
+  // closes its connection and ends); joined by the next beginFactLoad or when the store closes.
   std::unique_ptr<Checkpointer> finishing;
   // The open Transaction ended: a commit keeps its keys, a rollback forgets them.
   void loadTransactionEnded(bool committed) {
@@ -1988,6 +1992,7 @@ Status Store::endFactLoad() {
   // and the next automatic checkpoint on this connection finds the checkpoint lock taken and
   // leaves the work to it.
   cache_->finishing = std::move(cache_->load->checkpointer);
+  if (cache_->finishing) cache_->finishing->finish();  // no idle thread between loads
   cache_->load.reset();
   if (had_checkpointer) {
     if (auto on = detail::execScript(db_, kAutoCheckpoint, "endFactLoad", path_); !on && flushed)
