@@ -456,6 +456,16 @@ BEGIN
 END;
 )sql";
 
+// A first load's facts whose fact_keys entries are not written yet (docs/benchmarks.md, "keys
+// at the end of a first load"): every fact of the source with id >= keys_from. A first load
+// (Store::beginFactLoad on a source with no stored fact) keeps its keys in memory and writes
+// them once, sorted, at its end, in the transaction that clears the mark; a load that ends
+// without (a crash) leaves the mark, and the next write of the source's facts writes the
+// entries from facts first. NULL: every fact of the source has its entry.
+constexpr const char kFactKeysFromSchema[] = R"sql(
+ALTER TABLE sources ADD COLUMN keys_from INTEGER;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "directory accounts and plans", kDirectorySchema},
@@ -469,6 +479,8 @@ constexpr Migration kMigrations[] = {
     {10, "fetches: what the source read whole (the collapse guard's baseline)", kFullRecordsSchema},
     {11, "fact_order without the person foreign key; persons are never deleted",
      kFactOrderNoForeignKeySchema},
+    {12, "sources: facts of a first load whose fact_keys entries are written at its end",
+     kFactKeysFromSchema},
 };
 
 constexpr const char kCreateMigrationsTable[] =

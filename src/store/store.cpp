@@ -131,6 +131,22 @@ constexpr const char kMaxFactId[] = "SELECT ifnull(max(id), 0) FROM facts";
 constexpr const char kMaxPersonId[] = "SELECT ifnull(max(id), 0) FROM persons";
 // Store::beginFactLoad: does the source have a stored fact; the checkpoint policy of the load.
 constexpr const char kAnyFactKey[] = "SELECT 1 FROM fact_keys WHERE source_id = ?1 LIMIT 1";
+// A first load's facts without fact_keys entries (migration 12): every fact of the source with
+// id >= keys_from lacks its entry until the load's end writes them; a load that ended without
+// (a crash, a failure at its end) leaves the mark, and the next write of the source's facts
+// writes them from the facts table first (Store::repairFactKeys).
+constexpr const char kKeysFrom[] =
+    "SELECT keys_from FROM sources WHERE id = ?1 AND keys_from IS NOT NULL";
+constexpr const char kMarkKeysFrom[] =
+    "UPDATE sources SET keys_from = ?2 WHERE id = ?1 AND (keys_from IS NULL OR keys_from > ?2)";
+// A first load's check for facts of its source that another connection added between its
+// transactions (ids it did not assign: between the id it expected next and max(id)).
+constexpr const char kForeignFacts[] =
+    "SELECT 1 FROM facts WHERE id >= ?1 AND id <= ?2 AND source_id = ?3 LIMIT 1";
+constexpr const char kClearKeysFrom[] = "UPDATE sources SET keys_from = NULL WHERE id = ?1";
+constexpr const char kRepairFactKeys[] =
+    "INSERT INTO fact_keys (source_id, ext_key, fact_id)"
+    "  SELECT source_id, ext_key, id FROM facts WHERE id >= ?2 AND source_id = ?1 ORDER BY ext_key";
 constexpr const char kNoAutoCheckpoint[] = "PRAGMA wal_autocheckpoint = 0";
 constexpr const char kAutoCheckpoint[] = "PRAGMA wal_autocheckpoint = 1000";  // SQLite's default
 // Per row: ?1 id, ?2 source_id, ?3 external_id, ?4 ext_key, ?5 person_id, ?6 item, ?7 lms_item,
@@ -619,18 +635,25 @@ class Checkpointer {
   std::thread thread_;  // last: starts once the members above exist
 };
 
-// Whether each sorted `keys[i].key` is in the sorted vector `set` (one forward pass).
+// A fact key and the fact that owns it (a fact load's memory; ordered by key).
+struct KeyEntry {
+  std::int64_t key, fact_id;
+  bool operator<(const KeyEntry& o) const { return key < o.key; }
+};
+
+// For each run (sorted by .key) found in the sorted `set`: mark(run index, its entry). One
+// forward pass.
 template <typename Runs, typename Mark>
-void markIn(const std::vector<std::int64_t>& set, const Runs& runs, Mark&& mark) {
+void markIn(const std::vector<KeyEntry>& set, const Runs& runs, Mark&& mark) {
   auto at = set.begin();
   for (std::size_t i = 0; i < runs.size() && at != set.end(); ++i) {
-    at = std::lower_bound(at, set.end(), runs[i].key);
-    if (at != set.end() && *at == runs[i].key) mark(i);
+    at = std::lower_bound(at, set.end(), KeyEntry{runs[i].key, 0});
+    if (at != set.end() && at->key == runs[i].key) mark(i, *at);
   }
 }
 
 // Merges the sorted `add` into the sorted `into`.
-void mergeSorted(std::vector<std::int64_t>& into, const std::vector<std::int64_t>& add) {
+void mergeSorted(std::vector<KeyEntry>& into, const std::vector<KeyEntry>& add) {
   if (add.empty()) return;
   const auto middle = into.size();
   into.insert(into.end(), add.begin(), add.end());
@@ -792,12 +815,14 @@ struct Store::Cache {
   struct FactLoad {
     std::int64_t source_id = 0;
     Store::FactLoadOptions options;
-    bool all_keys_known = false;  // `known` holds every key of the source that is committed
-    std::vector<std::int64_t> known;    // sorted
-    std::vector<std::int64_t> tx_keys;  // sorted: keys of the rows the open Transaction added
-    struct KeyEntry {
-      std::int64_t key, fact_id;
-    };
+    // A first load (the source had no stored fact): `known` holds every key it committed with
+    // its fact id, probes are answered from memory, and the fact_keys entries of those facts
+    // are written once, by endFactLoad (sources.keys_from marks them missing until then).
+    bool all_keys_known = false;
+    std::vector<KeyEntry> known;    // sorted; committed, fact_keys entries not written
+    std::vector<KeyEntry> tx_keys;  // sorted: the rows the open Transaction added
+    bool tx_marked = false;         // the open Transaction set sources.keys_from
+    std::int64_t next_id = 0;       // a first load: the fact id it expects to assign next
     struct OrderEntry {
       std::int64_t person_id, at, fact_id;
       bool operator<(const OrderEntry& o) const {
@@ -806,7 +831,7 @@ struct Store::Cache {
         return fact_id < o.fact_id;
       }
     };
-    std::vector<KeyEntry> pending_keys;      // not written yet
+    std::vector<KeyEntry> pending_keys;      // not written yet (not a first load)
     std::vector<OrderEntry> pending_order;   // not written yet
     std::unique_ptr<Checkpointer> checkpointer;
     std::size_t pending() const { return pending_keys.size() + pending_order.size(); }
@@ -820,6 +845,7 @@ struct Store::Cache {
     if (!load) return;
     if (committed && load->all_keys_known) mergeSorted(load->known, load->tx_keys);
     load->tx_keys.clear();
+    load->tx_marked = false;
     load->pending_keys.clear();
     load->pending_order.clear();
     if (committed && load->checkpointer) load->checkpointer->poke();
@@ -1588,7 +1614,8 @@ void bindNewFact(Stmt& stmt, int base, std::int64_t id, const FactRow& fact, std
 
 Result<UpsertOutcome> Store::upsertFact(const FactRow& fact, Instant now) {
   // During a fact load: what waits is written first, and the load stops answering probes from
-  // memory (this write is not one it tracks).
+  // memory (this write is not one it tracks). A first load's keys kept in memory are then
+  // written from the facts table by the next write of its source's facts (repairFactKeys).
   if (cache_->load) {
     if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
     cache_->load->all_keys_known = false;
@@ -1686,19 +1713,54 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
   // A fact load: a key added earlier in this transaction may still wait to be written; then
   // everything waiting is written first, so the probe (and a move in person order) finds it.
   // If the load knows every stored key, only keys it knows of are probed.
+  // A first load answers from memory alone (its keys are not in fact_keys yet); any other
+  // write first gives the source's facts the entries a first load left missing.
   std::vector<bool> maybe_stored;
+  if (load != nullptr && load->all_keys_known) {
+    // Facts of the source that another connection added since this load's last write end its
+    // answers from memory: from here on it probes the store, as a plain load does.
+    auto max_id = cache_->stmt(kMaxFactId, "upsertFacts: foreign facts");
+    if (!max_id) return max_id.error();
+    auto last = scalar(*max_id);
+    if (!last) return last.error();
+    if (*last >= load->next_id) {
+      auto foreign = cache_->stmt(kForeignFacts, "upsertFacts: foreign facts");
+      if (!foreign) return foreign.error();
+      foreign->bindInt(1, load->next_id);
+      foreign->bindInt(2, *last);
+      foreign->bindInt(3, load->source_id);
+      auto row = foreign->stepRow();
+      if (!row) return row.error();
+      foreign->reset();
+      if (*row) {
+        load->all_keys_known = false;
+        load->known = {};
+      }
+    }
+    load->next_id = *last + 1;
+  }
   if (load != nullptr) {
     if (load->pending() > 0) {
       bool waiting = false;
-      markIn(load->tx_keys, runs, [&](std::size_t) { waiting = true; });
+      markIn(load->tx_keys, runs, [&](std::size_t, const KeyEntry&) { waiting = true; });
       if (waiting) {
         if (auto flushed = flushFactLoad(); !flushed) return flushed.error();
       }
     }
     if (load->all_keys_known) {
       maybe_stored.assign(runs.size(), false);
-      markIn(load->known, runs, [&](std::size_t i) { maybe_stored[i] = true; });
-      markIn(load->tx_keys, runs, [&](std::size_t i) { maybe_stored[i] = true; });
+      auto found = [&](std::size_t i, const KeyEntry& entry) {
+        runs[i].exists = true;
+        runs[i].fact_id = entry.fact_id;
+      };
+      markIn(load->known, runs, found);
+      markIn(load->tx_keys, runs, found);
+    }
+  }
+  if (maybe_stored.empty()) {
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      if (r > 0 && runs[r].source_id == runs[r - 1].source_id) continue;
+      if (auto repaired = repairFactKeys(runs[r].source_id); !repaired) return repaired.error();
     }
   }
   // Which keys are stored: probed in key order, so the B-tree pages are visited in order.
@@ -1780,13 +1842,24 @@ Result<UpsertCounts> Store::writeFacts(std::span<const FactRow> facts, Instant n
     if (load != nullptr) {
       // A fact load: their index entries wait (runs are in key order, so tx_keys stays sorted
       // by a merge).
-      std::vector<std::int64_t> added;
+      // A first load's keys stay in memory: the transaction marks its facts as without
+      // fact_keys entries (from its first new id on) until endFactLoad writes them.
+      std::vector<KeyEntry> added;
       added.reserve(fresh.size());
       for (const Run& run : runs) {
         if (run.exists) continue;
-        added.push_back(run.key);
-        load->pending_keys.push_back({run.key, run.fact_id});
+        added.push_back({run.key, run.fact_id});
+        if (!load->all_keys_known) load->pending_keys.push_back({run.key, run.fact_id});
         if (run.person_id != 0) load->pending_order.push_back({run.person_id, run.at, run.fact_id});
+      }
+      if (load->all_keys_known) load->next_id = runs[fresh.back()].fact_id + 1;
+      if (load->all_keys_known && !load->tx_marked) {
+        auto mark = cache_->stmt(kMarkKeysFrom, "upsertFacts: mark keys");
+        if (!mark) return mark.error();
+        mark->bindInt(1, load->source_id);
+        mark->bindInt(2, runs[fresh.front()].fact_id);
+        if (auto ran = mark->run(); !ran) return ran.error();
+        load->tx_marked = true;
       }
       mergeSorted(load->tx_keys, added);
       fresh.clear();
@@ -1918,6 +1991,83 @@ Status Store::checkPersonRange(std::span<const FactRow> facts) {
                    path_, "pass a person id read from the store (persons, upsertPerson), or 0");
 }
 
+// A first load's fact_keys entries, in one sorted pass at its end: those of its facts at or
+// above sources.keys_from (all of them, unless another writer wrote some meanwhile), and the
+// mark cleared, in one transaction.
+Status Store::writeLoadKeys() {
+  Cache::FactLoad& load = *cache_->load;
+  return cache_->inWrite("endFactLoad: keys", Cache::Nested::Join, [&]() -> Status {
+    auto from_stmt = cache_->stmt(kKeysFrom, "endFactLoad: keys");
+    if (!from_stmt) return from_stmt.error();
+    from_stmt->bindInt(1, load.source_id);
+    auto row = from_stmt->stepRow();
+    if (!row) return row.error();
+    if (!*row) return {};  // written by another writer already
+    const std::int64_t from = from_stmt->colInt(0);
+    from_stmt->reset();
+    std::vector<KeyEntry> later;
+    const std::vector<KeyEntry>* keys = &load.known;
+    if (std::any_of(load.known.begin(), load.known.end(),
+                    [&](const KeyEntry& e) { return e.fact_id < from; })) {
+      std::copy_if(load.known.begin(), load.known.end(), std::back_inserter(later),
+                   [&](const KeyEntry& e) { return e.fact_id >= from; });
+      keys = &later;
+    }
+    if (auto st = insertRows(*cache_, factKeyInsert(), keys->size(), "endFactLoad: keys",
+                             [&](Stmt& stmt, int base, std::size_t i) {
+                               stmt.bindInt(base + 1, load.source_id);
+                               stmt.bindInt(base + 2, (*keys)[i].key);
+                               stmt.bindInt(base + 3, (*keys)[i].fact_id);
+                             });
+        !st)
+      return st;
+    auto clear = cache_->stmt(kClearKeysFrom, "endFactLoad: keys");
+    if (!clear) return clear.error();
+    clear->bindInt(1, load.source_id);
+    return clear->run();
+  });
+}
+
+Status Store::repairFactKeys(std::int64_t source_id) {
+  auto marked = [&]() -> Result<std::optional<std::int64_t>> {
+    auto stmt = cache_->stmt(kKeysFrom, "repair fact keys");
+    if (!stmt) return stmt.error();
+    stmt->bindInt(1, source_id);
+    auto row = stmt->stepRow();
+    if (!row) return row.error();
+    if (!*row) return std::optional<std::int64_t>{};
+    return std::optional<std::int64_t>(stmt->colInt(0));
+  };
+  auto seen = marked();
+  if (!seen) return seen.error();
+  if (!seen->has_value()) return {};
+  return cache_->inWrite("repair fact keys", Cache::Nested::Join, [&]() -> Status {
+    auto from = marked();  // again, inside the write: another writer may have done it
+    if (!from) return from.error();
+    if (!from->has_value()) return {};
+    cache_->batch_started = true;
+    auto repair = cache_->stmt(kRepairFactKeys, "repair fact keys");
+    if (!repair) return repair.error();
+    repair->bindInt(1, source_id);
+    repair->bindInt(2, **from);
+    if (auto ran = repair->run(); !ran) {
+      if ((sqlite3_extended_errcode(db_) & 0xff) != SQLITE_CONSTRAINT) return ran;
+      return makeError(ErrorKind::Corrupt,
+                       "the facts of source " + std::to_string(source_id) + " from id " +
+                           std::to_string(**from) +
+                           " have no fact_keys entries, and writing them failed: " +
+                           ran.error().message,
+                       path_,
+                       "two facts of the source share an external id (two ingests of the source "
+                       "ran at once); restore the last backup (certgate restore) and ingest again");
+    }
+    auto clear = cache_->stmt(kClearKeysFrom, "repair fact keys");
+    if (!clear) return clear.error();
+    clear->bindInt(1, source_id);
+    return clear->run();
+  });
+}
+
 Status Store::flushFactLoad() {
   if (!cache_->load || cache_->load->pending() == 0) return {};
   Cache::FactLoad& load = *cache_->load;
@@ -1959,6 +2109,9 @@ Status Store::beginFactLoad(std::int64_t source_id, const FactLoadOptions& optio
   }
   if (source_id <= 0) return invalid(path_, "beginFactLoad: no source id");
   cache_->finishing.reset();  // the last load's checkpoint thread, once its round is done
+  // A first load that ended without writing its keys: they are written first, so that the
+  // facts it stored count as stored.
+  if (auto repaired = repairFactKeys(source_id); !repaired) return repaired;
   auto any = cache_->stmt(kAnyFactKey, "beginFactLoad");
   if (!any) return any.error();
   any->bindInt(1, source_id);
@@ -1970,6 +2123,13 @@ Status Store::beginFactLoad(std::int64_t source_id, const FactLoadOptions& optio
   if (load.options.max_pending < 1) load.options.max_pending = 1;
   load.all_keys_known = !*row;
   any->reset();
+  if (load.all_keys_known) {
+    auto max_id = cache_->stmt(kMaxFactId, "beginFactLoad");
+    if (!max_id) return max_id.error();
+    auto last = scalar(*max_id);
+    if (!last) return last.error();
+    load.next_id = *last + 1;
+  }
   if (options.checkpoint_thread) {
     // Without a second connection (a read-only file system, too many open files) the writer
     // keeps checkpointing itself.
@@ -1986,7 +2146,14 @@ Status Store::beginFactLoad(std::int64_t source_id, const FactLoadOptions& optio
 Status Store::endFactLoad() {
   if (!cache_->load) return {};
   Status flushed;
-  if (cache_->tx_open) flushed = flushFactLoad();  // the open Transaction commits them
+  if (cache_->tx_open) {
+    flushed = flushFactLoad();  // the open Transaction commits them
+    // A first load's keys: sources.keys_from stays, and the next write of the source's facts
+    // writes them from the table (repairFactKeys).
+  } else if (cache_->load->all_keys_known && !cache_->load->known.empty()) {
+    flushed = writeLoadKeys();
+    if (flushed && cache_->load->checkpointer) cache_->load->checkpointer->poke();
+  }
   const bool had_checkpointer = cache_->load->checkpointer != nullptr;
   // The last round (the last unit's pages) runs on: the load's data is committed and durable,
   // and the next automatic checkpoint on this connection finds the checkpoint lock taken and

@@ -541,10 +541,15 @@ class Store {
   //   is so touched once per unit, not once per batch. Results, rows and ids are those of plain
   //   upsertFacts; a rolled-back Transaction drops its waiting entries with its rows.
   // - If the source had no stored facts at beginFactLoad (a first load), the load knows every
-  //   key it has committed and answers "is this key stored?" from memory (8 bytes a fact)
-  //   instead of a B-tree probe. A fact of the source written by anyone else meanwhile (another
-  //   connection, or upsertFact) is caught: upsertFact ends the in-memory answers, and another
-  //   connection's row makes the commit fail on the unique key, with nothing of it stored.
+  //   key it has committed, with its fact id (16 bytes a fact), and answers "is this key
+  //   stored?" from memory instead of a B-tree probe. Its fact_keys entries are written once,
+  //   sorted, by endFactLoad (one pass into an empty key range instead of one into a growing
+  //   tree per unit); until then sources.keys_from marks them missing, in the same transactions
+  //   as the facts. A load that ends without writing them (a crash, a Transaction still open at
+  //   endFactLoad) leaves the mark: the next beginFactLoad or write of the source's facts, on
+  //   any connection, writes them from the facts table first. A fact of the source written by
+  //   anyone else meanwhile is caught: upsertFact ends the in-memory answers, and a fact id the
+  //   load did not assign, of its source, makes its next batch probe the store instead.
   // - Commits do not checkpoint the WAL on this connection: a second connection checkpoints on
   //   a thread of its own after each commit, so the writer does not wait for it.
   // forEachFact and factsOf inside the Transaction see the waiting entries (they are written
@@ -759,6 +764,12 @@ class Store {
   // Writes the fact load's waiting fact_keys / fact_order entries (none: nothing to do). A
   // failure part-way marks the open Transaction broken.
   Status flushFactLoad();
+  // A first load's end: its fact_keys entries and the cleared sources.keys_from, in one
+  // transaction (no Transaction open).
+  Status writeLoadKeys();
+  // Writes the fact_keys entries that a first load which ended without them left missing
+  // (sources.keys_from set), from the facts table, and clears the mark. Nothing when none miss.
+  Status repairFactKeys(std::int64_t source_id);
   // Invalid unless every non-zero person id of `facts` lies in 1..max(persons.id).
   Status checkPersonRange(std::span<const FactRow> facts);
   // One UPDATE of an exception (?1 = id, the rest bound by `bind`): NotFound when no exception

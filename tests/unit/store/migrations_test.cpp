@@ -319,6 +319,10 @@ TEST_CASE("A database with facts from before migration 5 keeps them, their ids a
   CHECK(raw.joined("SELECT name FROM sqlite_schema WHERE tbl_name = 'facts' AND type = 'index'"
                    " ORDER BY name", 0) == "facts_unresolved");
   CHECK(raw.integer("SELECT fact_id FROM fact_keys WHERE source_id = 1 AND ext_key = 11") == 7);
+  // Migration 12: the stored facts have their keys (no source marks any missing).
+  CHECK(raw.integer("SELECT count(*) FROM pragma_table_info('sources') WHERE name = 'keys_from'") ==
+        1);
+  CHECK(raw.integer("SELECT count(*) FROM sources WHERE keys_from IS NOT NULL") == 0);
   auto found = valueOf(store->factsOf(1));
   REQUIRE(found.size() == 3);
   CHECK(found[2].external_id == "p1-tie");
