@@ -34,7 +34,7 @@ void normaliseEmailInto(std::string_view email, std::string& out) {
     return;
   out.assign(email);
   std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                 [](char c) { return lowerAscii(c); });
 }
 }  // namespace
 
@@ -63,6 +63,18 @@ void IdentityIndex::place(const Slot& slot) {
   slots_[i] = slot;
 }
 
+void IdentityIndex::reserve(std::size_t values, std::size_t text_bytes) {
+  text_.reserve(text_.size() + text_bytes + values * sizeof(std::size_t));
+  std::size_t size = std::max<std::size_t>(16, slots_.size());
+  while (2 * (used_ + values) > size) size *= 2;
+  if (size == slots_.size()) return;
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(size, Slot{});
+  mask_ = size - 1;
+  for (const Slot& s : old)
+    if (s.hash != 0) place(s);
+}
+
 void IdentityIndex::add(std::string_view value, std::int64_t id) {
   // At most half full: probe runs stay short.
   if (2 * (used_ + 1) > slots_.size()) {
@@ -88,9 +100,19 @@ IdentityResolver::IdentityResolver(std::vector<IdentityKey> priority,
     : priority_(std::move(priority)), overrides_(std::move(overrides)) {}
 
 void IdentityResolver::add(const KnownPerson& person) {
-  if (!person.employee_id.empty()) by_employee_id_.add(person.employee_id, person.id);
-  if (!person.email.empty()) by_email_.add(person.email, person.id);
+  add(person.id, person.employee_id, person.email);
+}
+
+void IdentityResolver::add(std::int64_t id, std::string_view employee_id, std::string_view email) {
+  if (!employee_id.empty()) by_employee_id_.add(employee_id, id);
+  if (!email.empty()) by_email_.add(email, id);
   ++count_;
+}
+
+void IdentityResolver::reserve(std::size_t people) {
+  // Employee ids and emails of typical length; the text grows past it if they are longer.
+  by_employee_id_.reserve(people, people * 12);
+  by_email_.reserve(people, people * 28);
 }
 
 std::vector<std::int64_t> IdentityResolver::lookup(IdentityKey key, const std::string& value) const {

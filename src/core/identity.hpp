@@ -14,6 +14,9 @@ const char* toString(IdentityKey k);
 
 // Trimmed, ASCII-lower-cased; "" when the text has no '@' with something on both sides.
 std::string normaliseEmail(std::string_view email);
+// ASCII lower case ('A'..'Z' only): what std::tolower does in the "C" locale certgate runs in,
+// without its per-call locale lookup (identity keys are lowered once per LMS record).
+inline char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 // Trimmed.
 std::string normaliseEmployeeId(std::string_view id);
 
@@ -51,6 +54,8 @@ struct IdentityOverride {
 class IdentityIndex {
  public:
   void add(std::string_view value, std::int64_t id);
+  // Room for `values` values of `text_bytes` bytes in all, so that adding them moves nothing.
+  void reserve(std::size_t values, std::size_t text_bytes);
   // Calls fn(id) for every person added under `value`.
   template <typename Fn>
   void forEach(std::string_view value, Fn&& fn) const {
@@ -81,6 +86,9 @@ class IdentityResolver {
   IdentityResolver(std::vector<IdentityKey> priority, std::vector<IdentityOverride> overrides);
 
   void add(const KnownPerson& person);
+  void add(std::int64_t id, std::string_view employee_id, std::string_view email);
+  // Room for `people` people without rehashing (an estimate is fine).
+  void reserve(std::size_t people);
   std::size_t size() const { return count_; }
 
   // Matches on the first key in priority order that the claim carries and that finds someone.

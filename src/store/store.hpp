@@ -514,6 +514,14 @@ class Store {
   // that person takes the row's employee id and `key` (same id, facts stay attached).
   Result<std::int64_t> upsertPerson(const PersonRow& person);
   Result<std::vector<PersonRow>> persons();  // by id
+  // Calls fn(id, key, employee_id, email) for every person, by id, from one snapshot: what
+  // identity resolution needs, without a PersonRow per person (the ingest's identity index).
+  // The views are valid during the call only. Also returns how many people there are, first,
+  // through `count` (for sizing), when given.
+  Status forEachPersonIdentity(
+      const std::function<void(std::int64_t id, std::string_view key, std::string_view employee_id,
+                               std::string_view email)>& fn,
+      std::int64_t* count = nullptr);
   // Finds by key, employee id or email (normalised by the caller), in that order of precedence.
   Result<std::optional<PersonRow>> findPerson(const std::string& key_or_identifier);
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "connectors/common/options.hpp"
+#include "core/identity.hpp"
 #include "connectors/lms/csv/date_format.hpp"
 #include "connectors/lms/csv/file_reader.hpp"
 #include "connectors/lms/csv/time_zone.hpp"
@@ -305,7 +306,7 @@ CsvSource::Emitted CsvSource::emit(const Values& values, const std::string& loca
     std::string key;
     key.reserve(kind.size() + who.size() + rec.lms_item.size() + 32);
     key.append(kind);
-    for (const char c : who) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char c : who) key += core::lowerAscii(c);
     key += '\x1f';
     key.append(rec.lms_item);
     key += '\x1f';

@@ -75,6 +75,41 @@ TEST_CASE("overrides tie a source's user to a person before the keys", "[unit][c
   CHECK(c.person_id == 1);
 }
 
+TEST_CASE("emails are lowered in ASCII only", "[unit][core][identity]") {
+  CHECK(lowerAscii('A') == 'a');
+  CHECK(lowerAscii('Z') == 'z');
+  CHECK(lowerAscii('@') == '@');
+  CHECK(lowerAscii('[') == '[');
+  CHECK(lowerAscii('z') == 'z');
+  // UTF-8 bytes pass unchanged, as std::tolower leaves them in the "C" locale.
+  CHECK(normaliseEmail("\xC3\x89MILE@Example.org") == "\xC3\x89mile@example.org");
+}
+
+TEST_CASE("an identity index sized ahead finds what was added before and after", "[unit][core][identity]") {
+  IdentityIndex index;
+  index.add("before", 1);
+  index.reserve(10'000, 100'000);
+  for (int i = 0; i < 10'000; ++i) index.add("v" + std::to_string(i), i + 10);
+  index.reserve(10, 10);  // already room: nothing moves
+  auto ids = [&](std::string_view v) {
+    std::vector<std::int64_t> out;
+    index.forEach(v, [&](std::int64_t id) { out.push_back(id); });
+    return out;
+  };
+  CHECK(ids("before") == std::vector<std::int64_t>{1});
+  CHECK(ids("v0") == std::vector<std::int64_t>{10});
+  CHECK(ids("v9999") == std::vector<std::int64_t>{10'009});
+  CHECK(ids("v10000").empty());
+  CHECK(index.size() == 10'001);
+  IdentityResolver r({IdentityKey::EmployeeId, IdentityKey::Email}, {});
+  r.reserve(3);
+  r.add(7, "E7", "seven@example.org");
+  r.add(8, "", "eight@example.org");
+  CHECK(r.size() == 2);
+  CHECK(r.resolve("lms", {"", "SEVEN@example.org", ""}).person_id == 7);
+  CHECK(r.resolve("lms", {"E7", "eight@example.org", ""}).outcome == Resolution::Outcome::Ambiguous);
+}
+
 TEST_CASE("the identity index finds each of many people and keeps shared values apart",
           "[unit][core][identity]") {
   IdentityResolver r({IdentityKey::EmployeeId, IdentityKey::Email}, {});

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -245,6 +246,41 @@ TEST_CASE("with a roster, records of people not on it are quarantined", "[unit][
   bool duplicate = false;
   for (const auto& row : *q) duplicate = duplicate || row.location == "roster.csv:3";
   CHECK(duplicate);
+}
+
+TEST_CASE("a roster identifier seen twice names the entry that had it first", "[unit][engine]") {
+  Fixture f;
+  f.settings.identity.roster_path = "roster.csv";
+  engine::Ingestor ingestor(*f.store, f.settings, f.clock);
+  auto loaded = ingestor.loadRoster({{"E1", "ann@example.org", "Ann", "", "roster.csv:2"},
+                                     {"E2", "bob@example.org", "Bob", "", "roster.csv:3"},
+                                     {"E1", "carl@example.org", "Carl", "", "roster.csv:4"},
+                                     {"E5", "BOB@example.org", "Bobby", "", "roster.csv:5"},
+                                     // E6 is new but its email is taken: set aside, and E6 is
+                                     // then known as this entry's
+                                     {"E6", "ann@example.org", "Ann2", "", "roster.csv:6"},
+                                     {"E6", "fay@example.org", "Fay", "", "roster.csv:7"},
+                                     {"E8", "", "Gil", "", "roster.csv:8"}});
+  REQUIRE(loaded.ok());
+  CHECK(*loaded == 3);  // Ann, Bob, Gil
+  auto q = f.store->quarantine();
+  REQUIRE(q.ok());
+  std::map<std::string, std::string> reasons;  // location -> reason
+  for (const auto& row : *q) reasons[row.location] = row.reason;
+  CHECK(reasons.size() == 4);
+  CHECK(reasons["roster.csv:4"] ==
+        "duplicate roster identifier 'E1' (also at roster.csv:2); each person must appear once");
+  CHECK(reasons["roster.csv:5"] == "duplicate roster identifier 'bob@example.org' (also at "
+                                   "roster.csv:3); each person must appear once");
+  CHECK(reasons["roster.csv:6"].find("'ann@example.org' (also at roster.csv:2)") !=
+        std::string::npos);
+  CHECK(reasons["roster.csv:7"].find("'E6' (also at roster.csv:6)") != std::string::npos);
+  auto gil = f.store->findPerson("E8");
+  REQUIRE(gil.ok());
+  CHECK(gil->has_value());
+  auto bobby = f.store->findPerson("E5");
+  REQUIRE(bobby.ok());
+  CHECK_FALSE(bobby->has_value());
 }
 
 TEST_CASE("an incomplete unit keeps the source incomplete until it is replaced", "[unit][engine]") {

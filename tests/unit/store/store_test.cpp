@@ -942,6 +942,30 @@ TEST_CASE("Upserting a person with empty fields does not blank the known ones", 
   CHECK(valueOf(f.store->persons()).size() == 1);
 }
 
+TEST_CASE("forEachPersonIdentity streams every person's identifiers by id, with the count first",
+          "[unit][store]") {
+  Fixture f;
+  valueOf(f.store->upsertPerson(makePerson("k-1", "E-100", "bob@example.com")));
+  valueOf(f.store->upsertPerson(makePerson("k-2", "", "eve@example.com")));
+  valueOf(f.store->upsertPerson(makePerson("k-3", "E-300", "")));
+  std::int64_t count = -1;
+  std::vector<std::string> seen;
+  requireOk(f.store->forEachPersonIdentity(
+      [&](std::int64_t id, std::string_view key, std::string_view employee_id,
+          std::string_view email) {
+        seen.push_back(std::to_string(id) + " " + std::string(key) + " " +
+                       std::string(employee_id) + " " + std::string(email) + " of " +
+                       std::to_string(count));
+      },
+      &count));
+  CHECK(seen == std::vector<std::string>{"1 k-1 E-100 bob@example.com of 3", "2 k-2  eve@example.com of 3",
+                                         "3 k-3 E-300  of 3"});
+  std::size_t calls = 0;
+  requireOk(f.store->forEachPersonIdentity(
+      [&](std::int64_t, std::string_view, std::string_view, std::string_view) { ++calls; }));
+  CHECK(calls == 3);
+}
+
 TEST_CASE("findPerson finds a person by key, employee id or email", "[unit][store]") {
   Fixture f;
   const auto id = valueOf(f.store->upsertPerson(makePerson("k-1", "E-100", "bob@example.com")));
