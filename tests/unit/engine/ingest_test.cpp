@@ -126,6 +126,11 @@ struct Fixture {
   }
 };
 
+std::int64_t valueOrZero(const core::Result<std::int64_t>& r) {
+  REQUIRE(r.ok());
+  return *r;
+}
+
 FakeSource::Unit unit(std::string key, std::vector<ports::SourceRecord> records) {
   FakeSource::Unit u;
   u.info = {std::move(key), "export.csv", 100};
@@ -246,6 +251,29 @@ TEST_CASE("with a roster, records of people not on it are quarantined", "[unit][
   bool duplicate = false;
   for (const auto& row : *q) duplicate = duplicate || row.location == "roster.csv:3";
   CHECK(duplicate);
+}
+
+TEST_CASE("records are counted and stored in the unit they came in, however few", "[unit][engine]") {
+  // The unit ledger's record count (the collapse guard's baseline) is per unit: a unit of two
+  // records, then one of six records and a quarantined one, counted and stored where they came.
+  Fixture f;
+  FakeSource src("lms");
+  src.units.push_back(unit("sha256:1", {rec("a", "E1", "", "course-1", day(1)),
+                                        rec("b", "E2", "", "course-1", day(1))}));
+  auto first = f.ingest(src);
+  CHECK(first.sources[0].inserted == 2);
+  CHECK(first.sources[0].complete);
+  CHECK(valueOrZero(f.store->lastCompleteUnitRecords(1)) == 2);
+  std::vector<ports::SourceRecord> six;
+  for (int i = 0; i < 6; ++i)
+    six.push_back(rec("c" + std::to_string(i), "E" + std::to_string(3 + i), "", "course-1", day(2)));
+  src.units.push_back(unit("sha256:2", six));
+  src.units.back().bad.push_back({"bad-1", "export.csv:9", "score is not a number", "x"});
+  auto second = f.ingest(src);
+  CHECK(second.sources[0].units_skipped == 1);
+  CHECK(second.sources[0].inserted == 6);
+  CHECK(second.sources[0].quarantined == 1);
+  CHECK(valueOrZero(f.store->lastCompleteUnitRecords(1)) == 7);
 }
 
 TEST_CASE("a roster identifier seen twice names the entry that had it first", "[unit][engine]") {
