@@ -456,8 +456,9 @@ BEGIN
 END;
 )sql";
 
-// A first load's facts whose fact_keys entries are not written yet (docs/benchmarks.md, "keys
-// at the end of a first load"): every fact of the source with id >= keys_from. A first load
+// A first load's facts whose fact_keys entries are not written yet (docs/design.md, "Fact
+// loads"; docs/benchmarks.md, "a first load writes its keys at its end"): every fact of the
+// source with id >= keys_from. A first load
 // (Store::beginFactLoad on a source with no stored fact) keeps its keys in memory and writes
 // them once, sorted, at its end, in the transaction that clears the mark; a load that ends
 // without (a crash) leaves the mark, and the next write of the source's facts writes the

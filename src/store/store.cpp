@@ -2041,14 +2041,10 @@ Status Store::checkPersonRange(std::span<const FactRow> facts) {
 Status Store::writeLoadKeys() {
   Cache::FactLoad& load = *cache_->load;
   return cache_->inWrite("endFactLoad: keys", Cache::Nested::Join, [&]() -> Status {
-    auto from_stmt = cache_->stmt(kKeysFrom, "endFactLoad: keys");
-    if (!from_stmt) return from_stmt.error();
-    from_stmt->bindInt(1, load.source_id);
-    auto row = from_stmt->stepRow();
-    if (!row) return row.error();
-    if (!*row) return {};  // written by another writer already
-    const std::int64_t from = from_stmt->colInt(0);
-    from_stmt->reset();
+    auto mark = keysFrom(load.source_id);
+    if (!mark) return mark.error();
+    if (!mark->has_value()) return {};  // written by another writer already
+    const std::int64_t from = **mark;
     std::vector<KeyEntry> later;
     const std::vector<KeyEntry>* keys = &load.known;
     if (std::any_of(load.known.begin(), load.known.end(),
@@ -2072,16 +2068,18 @@ Status Store::writeLoadKeys() {
   });
 }
 
+Result<std::optional<std::int64_t>> Store::keysFrom(std::int64_t source_id) {
+  auto stmt = cache_->stmt(kKeysFrom, "fact keys mark");
+  if (!stmt) return stmt.error();
+  stmt->bindInt(1, source_id);
+  auto row = stmt->stepRow();
+  if (!row) return row.error();
+  if (!*row) return std::optional<std::int64_t>{};
+  return std::optional<std::int64_t>(stmt->colInt(0));
+}
+
 Status Store::repairFactKeys(std::int64_t source_id) {
-  auto marked = [&]() -> Result<std::optional<std::int64_t>> {
-    auto stmt = cache_->stmt(kKeysFrom, "repair fact keys");
-    if (!stmt) return stmt.error();
-    stmt->bindInt(1, source_id);
-    auto row = stmt->stepRow();
-    if (!row) return row.error();
-    if (!*row) return std::optional<std::int64_t>{};
-    return std::optional<std::int64_t>(stmt->colInt(0));
-  };
+  auto marked = [&] { return keysFrom(source_id); };
   auto seen = marked();
   if (!seen) return seen.error();
   if (!seen->has_value()) return {};

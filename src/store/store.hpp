@@ -778,6 +778,8 @@ class Store {
   // Writes the fact_keys entries that a first load which ended without them left missing
   // (sources.keys_from set), from the facts table, and clears the mark. Nothing when none miss.
   Status repairFactKeys(std::int64_t source_id);
+  // sources.keys_from of the source: none when every fact of it has its fact_keys entry.
+  Result<std::optional<std::int64_t>> keysFrom(std::int64_t source_id);
   // Invalid unless every non-zero person id of `facts` lies in 1..max(persons.id).
   Status checkPersonRange(std::span<const FactRow> facts);
   // One UPDATE of an exception (?1 = id, the rest bound by `bind`): NotFound when no exception
